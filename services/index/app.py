@@ -1,0 +1,77 @@
+"""HTTP shell of an index shard: search, delete, health; a background thread follows new rows."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from contextlib import asynccontextmanager
+
+import numpy as np
+import redis
+from fastapi import FastAPI, HTTPException
+from fastapi.concurrency import run_in_threadpool
+
+from services.index.shard import Shard
+from shared.schemas import IndexDeleteRequest, IndexHealth, IndexSearchRequest, IndexSearchResponse
+from shared.settings import Settings
+
+log = logging.getLogger("mediasearch.index")
+VECTORS_STREAM = "mediasearch:vectors"
+
+
+def follow_commits(shard: Shard, settings: Settings, stop: threading.Event) -> None:
+    """Index rows as the embedder commits them. The Redis stream only wakes us up early: the store's
+    header is the truth, so a missed message or a Redis outage delays nothing but by the poll period."""
+    client = redis.Redis.from_url(settings.effective_redis_url, socket_timeout=5)
+    last_id = "$"
+    while not stop.is_set():
+        try:
+            added = shard.catch_up()
+            if added:
+                log.info("indexed %d new rows (through row %d)", added, shard.indexed_through)
+        except Exception:
+            log.exception("catching up with the vectors store failed; retrying")
+        try:
+            for _stream, entries in client.xread({VECTORS_STREAM: last_id}, block=1000, count=100) or []:
+                last_id = entries[-1][0]
+        except redis.RedisError:
+            stop.wait(0.5)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    shard = Shard(settings.vectors_dir, settings.index_dir, settings.index_shard_id, settings.index_shard_count)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        stop = threading.Event()
+        shard.catch_up()
+        follower = threading.Thread(target=follow_commits, args=(shard, settings, stop), daemon=True,
+                                    name="follow-commits")
+        follower.start()
+        yield
+        stop.set()
+        follower.join(timeout=5)
+
+    app = FastAPI(title="mediasearch index shard", lifespan=lifespan)
+    app.state.shard = shard
+
+    @app.get("/health", response_model=IndexHealth)
+    def health() -> IndexHealth:
+        return IndexHealth(ready=True, nodes=len(shard), indexed_through=shard.indexed_through,
+                           shard_id=shard.shard_id, shard_count=shard.shard_count)
+
+    @app.post("/search", response_model=IndexSearchResponse)
+    async def search(request: IndexSearchRequest) -> IndexSearchResponse:
+        try:
+            rows, sims = await run_in_threadpool(shard.search, np.asarray(request.vector, dtype=np.float32),
+                                                 request.k, request.ef, request.allow_rows)
+        except ValueError as exc:
+            raise HTTPException(422, str(exc)) from exc
+        return IndexSearchResponse(rows=rows, similarities=sims)
+
+    @app.post("/delete")
+    def delete(request: IndexDeleteRequest) -> dict:
+        return {"deleted": shard.delete(request.rows)}
+
+    return app
