@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: video_vectors
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -64,6 +64,10 @@ CREATE TABLE IF NOT EXISTS frames (
     vector_row INTEGER UNIQUE          -- row in the vectors store; NULL until embedded
 );
 CREATE INDEX IF NOT EXISTS frames_media ON frames(media_id);
+CREATE TABLE IF NOT EXISTS video_vectors (   -- one pooled vector per video, over its frame vectors
+    media_id INTEGER PRIMARY KEY REFERENCES media(id) ON DELETE CASCADE,
+    vector_row INTEGER NOT NULL UNIQUE
+);
 """
 
 TERMINAL_ITEM_STATES = ("indexed", "duplicate", "failed", "cancelled")
@@ -78,9 +82,13 @@ def connect(path: Path) -> sqlite3.Connection:
     conn.execute("PRAGMA foreign_keys=ON")
     conn.execute("PRAGMA busy_timeout=30000")
     if conn.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
-        with transaction(conn):
-            conn.executescript(_SCHEMA)
-            conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        # executescript() commits whatever is open before it runs, so the transaction is in the script.
+        try:
+            conn.executescript(f"BEGIN IMMEDIATE;\n{_SCHEMA}\nPRAGMA user_version={SCHEMA_VERSION};\nCOMMIT;")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
     return conn
 
 
@@ -97,9 +105,17 @@ def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
 
 
 # -- jobs ------------------------------------------------------------------------------------------
-def create_job(conn: sqlite3.Connection, source: str, folder: str, files: Iterable[tuple[str, str]]) -> tuple[str, list[int]]:
-    """A job with one queued item per ``(file, stored_path)``; returns the job id and item ids."""
-    job_id = uuid.uuid4().hex
+def new_job_id() -> str:
+    return uuid.uuid4().hex
+
+
+def create_job(conn: sqlite3.Connection, source: str, folder: str, files: Iterable[tuple[str, str]],
+               job_id: str | None = None) -> tuple[str, list[int]]:
+    """A job with one queued item per ``(file, stored_path)``; returns the job id and item ids.
+
+    ``job_id`` (from new_job_id()) lets an uploader name the job's folder before the job exists.
+    """
+    job_id = job_id or new_job_id()
     now = time.time()
     with transaction(conn):
         conn.execute("INSERT INTO jobs(id, source, folder, created_at) VALUES (?,?,?,?)",
@@ -239,8 +255,11 @@ def delete_media(conn: sqlite3.Connection, media_id: int) -> tuple[list[int], li
         if media is None:
             return None
         frames = frames_of_media(conn, media_id)
+        pooled = video_row(conn, media_id)
         conn.execute("DELETE FROM media WHERE id=?", (media_id,))
     rows = [f["vector_row"] for f in frames if f["vector_row"] is not None]
+    if pooled is not None:
+        rows.append(pooled)
     paths = [media["path"]] + [p for f in frames for p in (f["path"], f["thumb_path"])]
     return rows, paths
 
@@ -250,3 +269,95 @@ def counts(conn: sqlite3.Connection) -> dict[str, int]:
         "media": conn.execute("SELECT COUNT(*) FROM media").fetchone()[0],
         "frames": conn.execute("SELECT COUNT(*) FROM frames WHERE vector_row IS NOT NULL").fetchone()[0],
     }
+
+
+def rows_matching(conn: sqlite3.Connection, kind: str | None = None, folder: str | None = None,
+                  created_from: float | None = None, created_to: float | None = None) -> list[int]:
+    """Vector rows of the frames whose media pass the filters (a folder matches its subfolders too)."""
+    conditions, params = ["frames.vector_row IS NOT NULL"], []
+    if kind is not None:
+        conditions.append("media.kind = ?")
+        params.append(kind)
+    if folder is not None:
+        escaped = folder.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        conditions.append("(media.folder = ? OR media.folder LIKE ? ESCAPE '\\')")
+        params += [folder, escaped.rstrip("/") + "/%"]
+    if created_from is not None:
+        conditions.append("media.created_at >= ?")
+        params.append(created_from)
+    if created_to is not None:
+        conditions.append("media.created_at <= ?")
+        params.append(created_to)
+    query = (f"SELECT frames.vector_row FROM frames JOIN media ON media.id = frames.media_id "
+             f"WHERE {' AND '.join(conditions)} ORDER BY frames.vector_row")
+    return [row[0] for row in conn.execute(query, params)]
+
+
+def mark_items_failed(conn: sqlite3.Connection, reasons: dict[int, str]) -> None:
+    """Fail items before any worker sees them (a file refused at the door, e.g. an unusable name)."""
+    now = time.time()
+    conn.executemany("UPDATE job_items SET status='failed', reason=?, updated_at=? WHERE id=?",
+                     [(reason, now, item_id) for item_id, reason in reasons.items()])
+
+
+# -- ingest: claims, pooled video vectors, near duplicates ------------------------------------------
+def claim_media(conn: sqlite3.Connection, item_id: int, media_id: int) -> bool:
+    """Make ``item_id`` the one item finishing an unfinished media row, unless another live item already is."""
+    with transaction(conn):
+        taken = conn.execute("SELECT 1 FROM job_items WHERE media_id=? AND id<>? AND status IN ('queued','running')",
+                             (media_id, item_id)).fetchone()
+        if taken:
+            return False
+        conn.execute("UPDATE job_items SET status='running', media_id=?, updated_at=? WHERE id=?",
+                     (media_id, time.time(), item_id))
+    return True
+
+
+def video_row(conn: sqlite3.Connection, media_id: int) -> int | None:
+    found = conn.execute("SELECT vector_row FROM video_vectors WHERE media_id=?", (media_id,)).fetchone()
+    return found[0] if found else None
+
+
+def set_video_row(conn: sqlite3.Connection, media_id: int, row: int) -> None:
+    conn.execute("INSERT OR REPLACE INTO video_vectors(media_id, vector_row) VALUES (?,?)", (media_id, row))
+
+
+def videos_for_rows(conn: sqlite3.Connection, rows: Iterable[int]) -> dict[int, sqlite3.Row]:
+    """The video (media row) behind each pooled-video vector row that the catalog knows, keyed by row."""
+    rows = list(rows)
+    if not rows:
+        return {}
+    marks = ",".join("?" for _ in rows)
+    found = conn.execute("SELECT video_vectors.vector_row, media.* FROM video_vectors "
+                         f"JOIN media ON media.id = video_vectors.media_id WHERE video_vectors.vector_row IN ({marks})",
+                         rows)
+    return {row["vector_row"]: row for row in found}
+
+
+def phash_distance(a: str, b: str) -> int:
+    """Hamming distance of two perceptual hashes written as hex digits."""
+    return (int(a, 16) ^ int(b, 16)).bit_count()
+
+
+def find_near_duplicate(conn: sqlite3.Connection, phash: str, max_distance: int, kind: str = "image") -> int | None:
+    """The original (never itself a near duplicate) of the closest media within ``max_distance`` bits."""
+    best: tuple[int, int] | None = None
+    for row in conn.execute("SELECT id, phash, near_duplicate_of FROM media WHERE kind=? AND phash IS NOT NULL",
+                            (kind,)):
+        distance = phash_distance(phash, row["phash"])
+        if distance <= max_distance and (best is None or distance < best[0]):
+            best = (distance, row["near_duplicate_of"] or row["id"])
+    return best[1] if best else None
+
+
+def near_duplicates(conn: sqlite3.Connection, limit: int = 1000) -> list[dict]:
+    """Groups of near-duplicate media, oldest groups first: ``{"original": row, "duplicates": [rows]}``."""
+    groups: dict[int, list[sqlite3.Row]] = {}
+    for row in conn.execute("SELECT * FROM media WHERE near_duplicate_of IS NOT NULL ORDER BY near_duplicate_of, id"):
+        if len(groups) >= limit and row["near_duplicate_of"] not in groups:
+            break
+        groups.setdefault(row["near_duplicate_of"], []).append(row)
+    originals = {row["id"]: row for row in conn.execute(
+        f"SELECT * FROM media WHERE id IN ({','.join('?' for _ in groups)})", list(groups))} if groups else {}
+    return [{"original": originals[original_id], "duplicates": duplicates}
+            for original_id, duplicates in groups.items() if original_id in originals]

@@ -43,6 +43,12 @@ class FolderIngest(BaseModel):
 
 
 # -- gateway: search -------------------------------------------------------------------------------
+class Moment(BaseModel):
+    frame_id: int
+    timestamp: float | None
+    similarity: float
+
+
 class SearchResult(BaseModel):
     frame_id: int
     media_id: int
@@ -54,13 +60,53 @@ class SearchResult(BaseModel):
     frame_url: str
     thumb_url: str
     media_url: str
+    moments: list[Moment] | None = Field(
+        None, description="With group=video: every matching frame of this video, best first")
 
 
 class SearchResponse(BaseModel):
     query: str
     k: int
+    offset: int = 0
     results: list[SearchResult]
     partial: bool = Field(False, description="True when an index shard did not answer")
+
+
+# -- gateway: media --------------------------------------------------------------------------------
+class FrameInfo(BaseModel):
+    frame_id: int
+    timestamp: float | None
+    width: int
+    height: int
+    indexed: bool
+    frame_url: str
+    thumb_url: str
+
+
+class MediaInfo(BaseModel):
+    id: int
+    kind: Literal["image", "video"]
+    mime: str
+    name: str
+    folder: str
+    size: int
+    width: int | None
+    height: int | None
+    duration: float | None
+    fps: float | None
+    status: str
+    created_at: float
+    near_duplicate_of: int | None
+    original_url: str
+    media_url: str
+    frames: list[FrameInfo]
+
+
+class MediaDeleted(BaseModel):
+    id: int
+    rows: int = Field(description="Vector rows tombstoned in the index")
+    partial: bool = Field(False, description="True when an index shard could not be told (its rows are "
+                                             "still hidden from results: they are no longer in the catalog)")
 
 
 class ServiceState(BaseModel):
@@ -122,6 +168,40 @@ class EmbedderHealth(BaseModel):
     committed_rows: int
     detail: str = ""
 
+
+class EmbedVideoRequest(BaseModel):
+    media_id: int = Field(ge=0, description="The video the pooled vector stands for")
+    rows: list[int] = Field(min_length=1, max_length=100_000, description="Committed rows of its frame vectors")
+
+
+class EmbedVideoResponse(BaseModel):
+    row: int = Field(description="Row of the pooled video vector (owner encode_video_owner(media_id))")
+
+
+class EmbedderMetrics(BaseModel):
+    ready: bool
+    model_id: str
+    device: str
+    batches_run: int
+    items_embedded: int
+    images_embedded: int
+    texts_embedded: int
+    batch_size_max: int
+    batch_size_histogram: dict[int, int] = Field(description="Forward passes by number of items in them")
+    inference_seconds: float
+    queue_depth: int
+    text_cache_hits: int
+    text_cache_misses: int
+    text_cache_entries: int
+    rows_appended: int = Field(description="Rows this process appended since it started")
+    committed_rows: int
+    stream_announcements: int
+    stream_errors: int
+
+
+# Redis stream on which the embedder announces committed rows: fields start (first new row) and end
+# (one past the last new row), as in range(start, end).
+VECTORS_STREAM = "mediasearch:vectors"
 
 # -- index -----------------------------------------------------------------------------------------
 class IndexSearchRequest(BaseModel):

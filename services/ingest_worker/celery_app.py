@@ -1,0 +1,45 @@
+"""The Celery shell of the ingest worker: one task per job item, over the plain ``pipeline.ingest_item``.
+
+    celery -A services.ingest_worker.celery_app worker --pool threads --concurrency 2
+"""
+
+from __future__ import annotations
+
+import threading
+
+from services.ingest_worker.pipeline import (
+    IngestContext,
+    TransientFault,
+    give_up,
+    ingest_item,
+    retry_delay,
+    wait_for_retry,
+)
+from shared.queue import INGEST_ITEM_TASK, make_celery
+from shared.settings import Settings
+
+settings = Settings()
+app = make_celery(settings)
+_per_thread = threading.local()
+
+
+def _context() -> IngestContext:
+    """This thread's context (worker pools may run tasks on several threads; a SQLite connection is per thread)."""
+    context = getattr(_per_thread, "context", None)
+    if context is None:
+        context = _per_thread.context = IngestContext.open(settings)
+    return context
+
+
+@app.task(name=INGEST_ITEM_TASK, bind=True, max_retries=settings.ingest_max_retries)
+def ingest_item_task(self, item_id: int) -> str | None:
+    context = _context()
+    try:
+        outcome = ingest_item(item_id, context)
+    except TransientFault as fault:
+        if self.request.retries >= self.max_retries:
+            give_up(item_id, context, f"gave up after {self.request.retries} retries: {fault}")
+            return "failed"
+        wait_for_retry(item_id, context, str(fault))
+        raise self.retry(countdown=retry_delay(self.request.retries, settings), exc=fault) from None
+    return outcome.status if outcome else None

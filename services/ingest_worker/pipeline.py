@@ -1,0 +1,347 @@
+"""One job item end to end: check the file, dedupe by content, decode, store frames and thumbnails, record
+media and frames in the catalog, have the frames embedded, and settle the item's status.
+
+Every step can be repeated: a redelivered task for a finished item does nothing, and a media row whose
+frames are not all embedded yet is finished by the next attempt instead of being created twice. The
+order matters for that: frame files are written first, then the media and frame rows (with the item
+pointing at them) in one transaction, then the original is moved into place, then the frames are embedded.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import random
+import sqlite3
+import stat
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeVar
+
+import httpx
+
+from services.ingest_worker.images import decode_image, encode_jpeg, fit, perceptual_hash
+from services.ingest_worker.sniff import SNIFF_BYTES, BadInput, MediaType, sniff
+from services.ingest_worker.video import SamplingPolicy, sample_video
+from shared import catalog
+from shared.clients import EmbedderClient
+from shared.media_store import MediaStore, UnsafeNameError, sha256_file
+from shared.settings import Settings
+
+log = logging.getLogger("mediasearch.ingest")
+
+T = TypeVar("T")
+
+
+class TransientFault(Exception):
+    """A fault outside the file (embedder unreachable or failing, database busy): try again later."""
+
+
+@dataclass
+class IngestContext:
+    """What processing an item needs; one per worker thread (a SQLite connection is not shared)."""
+
+    settings: Settings
+    conn: sqlite3.Connection
+    store: MediaStore
+    embedder: EmbedderClient
+
+    @classmethod
+    def open(cls, settings: Settings) -> IngestContext:
+        return cls(settings, catalog.connect(settings.catalog_path), MediaStore(settings.data_path),
+                   EmbedderClient(settings.embedder_url))
+
+    def close(self) -> None:
+        self.embedder.close()
+        self.conn.close()
+
+
+@dataclass(frozen=True)
+class ItemOutcome:
+    status: str  # a terminal item state
+    reason: str | None = None
+    media_id: int | None = None
+
+
+@dataclass
+class StagedFrame:
+    path: str
+    thumb_path: str
+    width: int
+    height: int
+    timestamp: float | None
+
+
+@dataclass
+class StagedMedia:
+    width: int
+    height: int
+    duration: float | None = None
+    fps: float | None = None
+    phash: str | None = None
+    frames: list[StagedFrame] = field(default_factory=list)
+
+
+def ingest_item(item_id: int, ctx: IngestContext) -> ItemOutcome | None:
+    """Process one job item; returns its outcome (None for an unknown item).
+
+    Raises TransientFault when it should be tried again later; the item is then left unfinished.
+    """
+    conn = ctx.conn
+    try:
+        item = catalog.get_item(conn, item_id)
+        if item is None:
+            log.warning("job item %s does not exist (its job was deleted?); nothing to do", item_id)
+            return None
+        if item["status"] in catalog.TERMINAL_ITEM_STATES:
+            _discard_upload(item, ctx)
+            return ItemOutcome(item["status"], item["reason"], item["media_id"])
+        if item["cancelled"]:
+            outcome = ItemOutcome("cancelled", "job cancelled")
+        else:
+            catalog.set_item(conn, item_id, "running")
+            try:
+                outcome = _process(item, ctx)
+            except BadInput as exc:
+                outcome = ItemOutcome("failed", str(exc))
+        catalog.set_item(conn, item_id, outcome.status, outcome.reason, outcome.media_id)
+        _discard_upload(item, ctx)
+        log.info("item %s (%s): %s%s", item_id, item["file"], outcome.status,
+                 f" ({outcome.reason})" if outcome.reason else "")
+        return outcome
+    except TransientFault:
+        raise
+    except (sqlite3.OperationalError, OSError) as exc:
+        if _is_transient(exc):
+            raise TransientFault(f"{type(exc).__name__}: {exc}") from exc
+        return _fail_unexpectedly(item_id, ctx, exc)
+    except Exception as exc:  # noqa: BLE001 (a bug must cost one file, not the job or the worker)
+        return _fail_unexpectedly(item_id, ctx, exc)
+
+
+def wait_for_retry(item_id: int, ctx: IngestContext, reason: str) -> None:
+    """Put an item back in the queue while a transient fault passes (a cancelled job then skips it)."""
+    catalog.set_item(ctx.conn, item_id, "queued", f"waiting to retry: {reason}")
+
+
+def give_up(item_id: int, ctx: IngestContext, reason: str) -> None:
+    catalog.set_item(ctx.conn, item_id, "failed", reason)
+
+
+def retry_delay(retries_so_far: int, settings: Settings) -> float:
+    """Exponential backoff with jitter, so that workers do not all come back at the same moment."""
+    delay = min(settings.ingest_retry_base_s * 2**retries_so_far, settings.ingest_retry_max_s)
+    return delay * random.uniform(0.8, 1.2)
+
+
+def sampling_policy(settings: Settings) -> SamplingPolicy:
+    return SamplingPolicy(sample_fps=settings.video_sample_fps, min_spacing_s=settings.video_min_spacing_s,
+                          hist_threshold=settings.video_hist_threshold, max_frames=settings.video_max_frames,
+                          max_side=settings.frame_max_side)
+
+
+# -- the steps -------------------------------------------------------------------------------------
+def _process(item: sqlite3.Row, ctx: IngestContext) -> ItemOutcome:
+    conn = ctx.conn
+    if item["media_id"] is not None:
+        media = catalog.get_media(conn, item["media_id"])
+        if media is not None:  # an earlier attempt of this item created or claimed it: finish it
+            _keep_original(media, item, ctx)
+            _finish(media, ctx)
+            return ItemOutcome("indexed", None, media["id"])
+    source = _source_path(item, ctx)
+    media_type, size = _inspect(source, ctx.settings)
+    sha256 = sha256_file(source)
+    existing = catalog.media_by_sha(conn, sha256)
+    if existing is None:
+        try:
+            media_id = _create_media(item, source, media_type, size, sha256, ctx)
+        except sqlite3.IntegrityError:
+            existing = catalog.media_by_sha(conn, sha256)  # another worker recorded the same content first
+            if existing is None:
+                raise
+    if existing is not None:
+        if existing["status"] == "indexed" or not catalog.claim_media(conn, item["id"], existing["id"]):
+            return ItemOutcome("duplicate", f"same content as {existing['name']!r}", existing["id"])
+        media_id = existing["id"]  # left unfinished by an earlier job: finish it instead of duplicating it
+    media = catalog.get_media(conn, media_id)
+    _keep_original(media, item, ctx, source)
+    _finish(media, ctx)
+    return ItemOutcome("indexed", None, media_id)
+
+
+def _is_upload(item: sqlite3.Row) -> bool:
+    return not os.path.isabs(item["stored_path"])
+
+
+def _source_path(item: sqlite3.Row, ctx: IngestContext) -> Path:
+    """Where the item's bytes wait: an upload under the data dir, or a file under an ingest root."""
+    stored = item["stored_path"]
+    if not stored:
+        raise BadInput("the file was not received")
+    settings = ctx.settings
+    if _is_upload(item):
+        try:
+            path = ctx.store.resolve(stored)
+        except UnsafeNameError as exc:
+            raise BadInput(str(exc)) from None
+        if not path.is_relative_to(settings.uploads_dir.resolve()):
+            raise BadInput("the stored upload is outside the uploads folder")
+        return path
+    path = Path(stored)
+    real = path.resolve()
+    if not any(real.is_relative_to(root.resolve()) for root in settings.ingest_roots):
+        raise BadInput("the file is outside the configured ingest roots")
+    return path
+
+
+def _inspect(source: Path, settings: Settings) -> tuple[MediaType, int]:
+    """The file's real media type and size; BadInput for anything that is not a readable media file."""
+    try:
+        info = os.stat(source)
+    except FileNotFoundError:
+        if source.is_symlink():
+            raise BadInput("unreadable: a symbolic link whose target does not exist") from None
+        raise BadInput("file not found (it was removed before it could be ingested)") from None
+    except OSError as exc:
+        raise BadInput(f"unreadable: {exc.strerror or exc}") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise BadInput("unreadable: a folder, not a file")
+    if not stat.S_ISREG(info.st_mode):
+        raise BadInput("unreadable: not a regular file (a device, pipe or socket)")
+    if info.st_size == 0:
+        raise BadInput("empty file")
+    if info.st_size > settings.max_file_bytes:
+        raise BadInput(f"file too large: {info.st_size} bytes, over the limit of {settings.max_file_bytes}")
+    try:
+        with open(source, "rb") as handle:
+            head = handle.read(SNIFF_BYTES)
+    except OSError as exc:
+        raise BadInput(f"unreadable: {exc.strerror or exc}") from None
+    return sniff(head), info.st_size
+
+
+def _create_media(item: sqlite3.Row, source: Path, media_type: MediaType, size: int, sha256: str,
+                  ctx: IngestContext) -> int:
+    staged = _stage_image(source, media_type, sha256, ctx) if media_type.kind == "image" else \
+        _stage_video(source, sha256, ctx)
+    conn = ctx.conn
+    with catalog.transaction(conn):
+        near = (catalog.find_near_duplicate(conn, staged.phash, ctx.settings.phash_max_distance, media_type.kind)
+                if staged.phash else None)
+        media_id = catalog.insert_media(
+            conn, sha256=sha256, kind=media_type.kind, mime=media_type.mime,
+            path=ctx.store.original_path(sha256, media_type.extension), name=item["file"], folder=item["folder"],
+            size=size, width=staged.width, height=staged.height, duration=staged.duration, fps=staged.fps,
+            phash=staged.phash, near_duplicate_of=near, job_id=item["job_id"], status="pending")
+        for frame in staged.frames:
+            catalog.insert_frame(conn, media_id, frame.path, frame.thumb_path, frame.width, frame.height,
+                                 frame.timestamp)
+        catalog.set_item(conn, item["id"], "running", media_id=media_id)
+    return media_id
+
+
+def _stage_image(source: Path, media_type: MediaType, sha256: str, ctx: IngestContext) -> StagedMedia:
+    settings = ctx.settings
+    decoded = decode_image(source, media_type, settings.max_image_pixels, settings.frame_max_side)
+    return StagedMedia(decoded.width, decoded.height, phash=perceptual_hash(decoded.frame),
+                       frames=[_store_frame(decoded.frame, sha256, 0, None, ctx)])
+
+
+def _stage_video(source: Path, sha256: str, ctx: IngestContext) -> StagedMedia:
+    frames: list[StagedFrame] = []
+    info = sample_video(source, sampling_policy(ctx.settings),
+                        lambda image, timestamp: frames.append(
+                            _store_frame(image, sha256, len(frames), timestamp, ctx)))
+    return StagedMedia(info.width, info.height, duration=info.duration, fps=info.fps, frames=frames)
+
+
+def _store_frame(image, sha256: str, index: int, timestamp: float | None, ctx: IngestContext) -> StagedFrame:
+    settings, store = ctx.settings, ctx.store
+    path, thumb_path = store.frame_path(sha256, index), store.thumb_path(sha256, index)
+    store.write_atomic(path, encode_jpeg(image, settings.jpeg_quality))
+    store.write_atomic(thumb_path, encode_jpeg(fit(image, settings.thumb_max_side), settings.jpeg_quality))
+    return StagedFrame(path, thumb_path, image.width, image.height, timestamp)
+
+
+def _keep_original(media: sqlite3.Row, item: sqlite3.Row, ctx: IngestContext, source: Path | None = None) -> None:
+    """Put the original in the media store: an upload is moved there, a user's file is copied."""
+    if source is None:
+        try:
+            source = _source_path(item, ctx)
+        except BadInput:
+            source = None
+    if source is not None and source.is_file():
+        ctx.store.adopt(source, media["path"], move=_is_upload(item))
+    elif not ctx.store.resolve(media["path"]).exists():
+        raise BadInput("the original file is gone (it was removed while being ingested)")
+
+
+def _finish(media: sqlite3.Row, ctx: IngestContext) -> None:
+    """Embed the frames that have no vector yet, then the pooled vector of a video; mark it indexed."""
+    conn, embedder = ctx.conn, ctx.embedder
+    media_id = media["id"]
+    missing = [frame for frame in catalog.frames_of_media(conn, media_id) if frame["vector_row"] is None]
+    for start in range(0, len(missing), ctx.settings.embed_batch_size):
+        batch = missing[start:start + ctx.settings.embed_batch_size]
+        items = [(frame["id"], frame["path"]) for frame in batch]
+        rows = _call_embedder(lambda items=items: embedder.embed_frames(items))
+        with catalog.transaction(conn):
+            catalog.set_frame_rows(conn, {frame["id"]: row for frame, row in zip(batch, rows, strict=True)})
+    if media["kind"] == "video" and catalog.video_row(conn, media_id) is None:
+        frame_rows = [frame["vector_row"] for frame in catalog.frames_of_media(conn, media_id)]
+        catalog.set_video_row(conn, media_id, _call_embedder(lambda: embedder.embed_video(media_id, frame_rows)))
+    catalog.mark_media_indexed(conn, media_id)
+
+
+def _call_embedder(call: Callable[[], T]) -> T:
+    try:
+        return call()
+    except httpx.TransportError as exc:
+        raise TransientFault(f"embedder unreachable ({type(exc).__name__}: {exc})") from exc
+    except httpx.HTTPStatusError as exc:
+        status = exc.response.status_code
+        detail = _detail(exc.response)
+        if status >= 500 or status in (408, 429):
+            raise TransientFault(f"embedder answered HTTP {status}: {detail}") from exc
+        raise BadInput(f"the embedder refused the frames (HTTP {status}: {detail})") from exc
+
+
+def _detail(response: httpx.Response) -> str:
+    try:
+        return str(response.json().get("detail", response.text))[:300]
+    except ValueError:
+        return response.text[:300]
+
+
+def _is_transient(exc: Exception) -> bool:
+    if isinstance(exc, sqlite3.OperationalError):
+        return "locked" in str(exc) or "busy" in str(exc)
+    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EAGAIN)
+
+
+def _fail_unexpectedly(item_id: int, ctx: IngestContext, exc: Exception) -> ItemOutcome:
+    log.exception("job item %s failed unexpectedly", item_id)
+    outcome = ItemOutcome("failed", f"internal error while ingesting: {type(exc).__name__}: {exc}"[:500])
+    catalog.set_item(ctx.conn, item_id, outcome.status, outcome.reason)
+    return outcome
+
+
+def _discard_upload(item: sqlite3.Row, ctx: IngestContext) -> None:
+    """Remove what is left of a finished upload: the file itself unless it was moved into the media
+    store (failed, duplicate, cancelled), then the job's upload folder once empty. The user's own files stay."""
+    if not _is_upload(item) or not item["stored_path"]:
+        return
+    try:
+        path = ctx.store.resolve(item["stored_path"])
+    except UnsafeNameError:
+        return
+    if not path.is_relative_to(ctx.settings.uploads_dir.resolve()):
+        return
+    try:
+        path.unlink(missing_ok=True)
+        path.parent.rmdir()  # fails while other files of the job still wait there
+    except OSError:
+        pass
