@@ -1,0 +1,368 @@
+// Search: text as you type, by image, "more like this"; filters; the result grid and its states.
+
+import { apiFetch } from "./api.js";
+import { el, formatSimilarity, formatTimestamp, icon, plural } from "./format.js";
+
+const PAGE_SIZE = 48;
+const TYPING_DELAY_MS = 250;
+const EXAMPLES = ["a dog in the snow", "a sunset over the sea", "people at a table", "a red car"];
+
+const $ = (id) => document.getElementById(id);
+const baseName = (path) => path.split("/").pop() || path;
+
+export class Search {
+  constructor({ onOpen, openSettings, onFailure }) {
+    this.onOpen = onOpen;
+    this.openSettings = openSettings;
+    this.onFailure = onFailure;
+    this.form = $("search-form");
+    this.input = $("search-input");
+    this.chip = $("query-chip");
+    this.chipImage = $("query-chip-image");
+    this.chipLabel = $("query-chip-label");
+    this.grid = $("results");
+    this.status = $("results-status");
+    this.message = $("results-message");
+    this.loadMore = $("load-more");
+    this.minSimilarity = $("min-similarity");
+    this.minSimilarityValue = $("min-similarity-value");
+    this.folder = $("folder-filter");
+    this.group = $("group-videos");
+
+    this.reference = null; // {kind: "image", file, label, url} | {kind: "similar", frameId, label, url}
+    this.defaultPlaceholder = this.input.placeholder;
+    this.results = [];
+    this.offset = 0;
+    this.controller = null;
+    this.typingTimer = null;
+    this.libraryEmpty = false;
+    this.lastRun = null;
+
+    this.bind();
+    this.restoreFromUrl();
+  }
+
+  bind() {
+    this.form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      this.run();
+    });
+    this.input.addEventListener("input", () => {
+      // Words refine a query image; for "more like this" they start a new search instead.
+      if (this.reference && this.reference.kind === "similar" && this.query) this.dropReference();
+      clearTimeout(this.typingTimer);
+      this.typingTimer = setTimeout(() => this.run(), TYPING_DELAY_MS);
+    });
+    this.input.addEventListener("keydown", (event) => {
+      if (event.key === "Backspace" && !this.input.value && this.reference) this.clearReference();
+    });
+    $("query-chip-clear").addEventListener("click", () => this.clearReference());
+    $("image-search-button").addEventListener("click", () => $("image-search-input").click());
+    $("image-search-input").addEventListener("change", (event) => {
+      const [file] = event.target.files;
+      if (file) this.searchByImage(file);
+      event.target.value = "";
+    });
+    for (const radio of document.querySelectorAll('input[name="type"]')) {
+      radio.addEventListener("change", () => this.run());
+    }
+    this.minSimilarity.addEventListener("input", () => {
+      this.minSimilarityValue.textContent = Number(this.minSimilarity.value).toFixed(2);
+      clearTimeout(this.typingTimer);
+      this.typingTimer = setTimeout(() => this.run(), TYPING_DELAY_MS);
+    });
+    this.folder.addEventListener("change", () => this.run());
+    this.folder.addEventListener("keydown", (event) => {
+      if (event.key === "Enter") {
+        event.preventDefault();
+        this.run();
+      }
+    });
+    this.group.addEventListener("change", () => this.run());
+    this.loadMore.addEventListener("click", () => this.run({ append: true }));
+  }
+
+  get filters() {
+    const type = document.querySelector('input[name="type"]:checked').value;
+    const minSimilarity = Number(this.minSimilarity.value);
+    return { type, folder: this.folder.value.trim(), minSimilarity, group: this.group.checked };
+  }
+
+  get query() {
+    return this.input.value.trim();
+  }
+
+  restoreFromUrl() {
+    const params = new URLSearchParams(location.search);
+    this.input.value = params.get("q") || "";
+    const type = params.get("type") || "";
+    const radio = document.querySelector(`input[name="type"][value="${CSS.escape(type)}"]`);
+    if (radio) radio.checked = true;
+    this.folder.value = params.get("folder") || "";
+    const min = Number(params.get("min_similarity"));
+    if (min > 0 && min <= 1) this.minSimilarity.value = String(min);
+    this.minSimilarityValue.textContent = Number(this.minSimilarity.value).toFixed(2);
+    if (params.get("group") === "0") this.group.checked = false;
+  }
+
+  saveToUrl() {
+    const { type, folder, minSimilarity, group } = this.filters;
+    const params = new URLSearchParams();
+    if (this.query && !this.reference) params.set("q", this.query);
+    if (type) params.set("type", type);
+    if (folder) params.set("folder", folder);
+    if (minSimilarity > 0) params.set("min_similarity", minSimilarity.toFixed(2));
+    if (!group) params.set("group", "0");
+    const search = params.toString();
+    history.replaceState(null, "", search ? `?${search}` : location.pathname);
+  }
+
+  setLibraryEmpty(empty) {
+    const changed = this.libraryEmpty !== empty;
+    this.libraryEmpty = empty;
+    if (changed && !this.hasQuery()) this.showIdle();
+  }
+
+  hasQuery() {
+    return Boolean(this.query || this.reference);
+  }
+
+  searchByImage(file) {
+    this.setReference({ kind: "image", file, label: file.name || "dropped image", url: URL.createObjectURL(file) });
+  }
+
+  moreLike(result) {
+    this.setReference({
+      kind: "similar", frameId: result.frame_id,
+      label: `Like ${baseName(result.name)}${result.timestamp != null ? ` at ${formatTimestamp(result.timestamp)}` : ""}`,
+      url: result.thumb_url,
+    });
+  }
+
+  setReference(reference) {
+    if (this.reference) this.dropReference();
+    this.reference = reference;
+    this.input.value = "";
+    this.chip.hidden = false;
+    this.chipImage.hidden = false;
+    this.chipImage.src = reference.url;
+    this.chipLabel.textContent = reference.label;
+    this.input.placeholder = reference.kind === "image" ? "Add words to refine (optional)" : "Or type to search in words";
+    this.run();
+    window.scrollTo({ top: 0, behavior: "smooth" });
+  }
+
+  clearReference() {
+    if (!this.reference) return;
+    this.dropReference();
+    this.input.focus();
+    this.run();
+  }
+
+  dropReference() {
+    if (this.reference.kind === "image") URL.revokeObjectURL(this.reference.url);
+    this.reference = null;
+    this.chip.hidden = true;
+    this.chipImage.removeAttribute("src");
+    this.input.placeholder = this.defaultPlaceholder;
+  }
+
+  /** Repeat the current search from the top (after new media were indexed). */
+  refresh() {
+    if (this.hasQuery()) this.run();
+  }
+
+  request(offset, signal) {
+    const { type, folder, minSimilarity, group } = this.filters;
+    const params = {
+      k: PAGE_SIZE, offset: offset || undefined, type, folder,
+      min_similarity: minSimilarity > 0 ? minSimilarity : undefined,
+      group: group ? "video" : undefined,
+    };
+    const reference = this.reference;
+    if (reference && reference.kind === "similar") {
+      return apiFetch(`search/similar/${reference.frameId}`, { params, signal });
+    }
+    if (reference && reference.kind === "image") {
+      const body = new FormData();
+      body.append("file", reference.file, reference.file.name || "query.jpg");
+      if (this.query) body.append("q", this.query);
+      return apiFetch("search/image", { method: "POST", params, body, signal });
+    }
+    return apiFetch("search", { params: { q: this.query, ...params }, signal });
+  }
+
+  async run({ append = false } = {}) {
+    clearTimeout(this.typingTimer);
+    if (this.controller) this.controller.abort();
+    this.saveToUrl();
+    if (!this.hasQuery()) {
+      this.controller = null;
+      this.showIdle();
+      return;
+    }
+    const controller = new AbortController();
+    this.controller = controller;
+    const offset = append ? this.offset : 0;
+    this.lastRun = { append };
+    this.setLoading(append);
+    try {
+      const reply = await this.request(offset, controller.signal);
+      if (controller.signal.aborted) return;
+      const page = reply.results || [];
+      this.results = append ? [...this.results, ...page] : page;
+      this.offset = offset + page.length;
+      this.render(page, { append, partial: reply.partial, more: page.length >= PAGE_SIZE });
+    } catch (error) {
+      if (error.name === "AbortError" || controller.signal.aborted) return;
+      this.showError(error);
+      this.onFailure(error);
+    } finally {
+      if (this.controller === controller) {
+        this.controller = null;
+        this.grid.removeAttribute("aria-busy");
+      }
+    }
+  }
+
+  describeQuery() {
+    const reference = this.reference;
+    if (reference && reference.kind === "similar") return reference.label.replace(/^Like /, "like ");
+    if (reference && reference.kind === "image") return this.query ? `your image + “${this.query}”` : "your image";
+    return `“${this.query}”`;
+  }
+
+  setLoading(append) {
+    this.grid.setAttribute("aria-busy", "true");
+    this.status.replaceChildren(el("span", { class: "spinner", "aria-hidden": "true" }), " Searching…");
+    this.status.className = "results-status loading";
+    if (append) return;
+    this.message.hidden = true;
+    this.loadMore.hidden = true;
+    if (!this.grid.children.length || this.grid.classList.contains("skeleton")) {
+      this.grid.classList.add("skeleton");
+      this.grid.replaceChildren(...Array.from({ length: 8 }, () => el("li", { class: "result placeholder" })));
+    } else {
+      this.grid.classList.add("stale");
+    }
+  }
+
+  render(page, { append, partial, more }) {
+    this.grid.classList.remove("skeleton", "stale");
+    const start = append ? this.results.length - page.length : 0;
+    const cards = page.map((result, i) => this.card(result, start + i));
+    if (append) this.grid.append(...cards);
+    else this.grid.replaceChildren(...cards);
+    this.loadMore.hidden = !more;
+    this.status.className = "results-status";
+
+    if (!this.results.length) {
+      this.status.textContent = "";
+      this.showNoResults();
+      return;
+    }
+    this.message.hidden = true;
+    const parts = [el("span", {}, `${plural(this.results.length, "result")}${more ? "+" : ""} for ${this.describeQuery()}`)];
+    if (partial) {
+      parts.push(el("span", { class: "partial-note", role: "note" },
+        "Some index shards did not answer, so results may be incomplete."));
+    }
+    this.status.replaceChildren(...parts);
+  }
+
+  card(result, index) {
+    const isVideo = result.kind === "video";
+    const similarity = formatSimilarity(result.similarity);
+    const time = isVideo && result.timestamp != null ? formatTimestamp(result.timestamp) : null;
+    const moments = (result.moments || []).length;
+    const label = [result.name, isVideo ? `video${time ? ` at ${time}` : ""}` : "photo", `similarity ${similarity}`,
+      moments > 1 ? `${moments} matching moments` : null].filter(Boolean).join(", ");
+    const image = el("img", { src: result.thumb_url, alt: "", loading: "lazy", decoding: "async" });
+    image.addEventListener("error", () => image.parentElement.classList.add("broken"), { once: true });
+    const open = el("button", { type: "button", class: "result-open", "aria-label": `Open ${label}`, onclick: () => this.onOpen(index) },
+      image,
+      el("span", { class: "badge similarity", title: "Cosine similarity (higher is closer)" }, similarity),
+      isVideo ? el("span", { class: "badge time" }, icon("play", "icon tiny"), time || "video") : null,
+      moments > 1 ? el("span", { class: "badge moments" }, plural(moments, "moment")) : null);
+    const similar = el("button", {
+      type: "button", class: "link-button", "aria-label": `More like ${baseName(result.name)}`,
+      onclick: () => this.moreLike(result),
+    }, "More like this");
+    return el("li", { class: `result ${result.kind}`, dataset: { frameId: result.frame_id, kind: result.kind } },
+      open,
+      el("div", { class: "result-footer" }, el("span", { class: "result-name", title: result.name }, baseName(result.name)), similar));
+  }
+
+  showIdle() {
+    this.grid.classList.remove("skeleton", "stale");
+    this.grid.replaceChildren();
+    this.results = [];
+    this.loadMore.hidden = true;
+    this.status.textContent = "";
+    this.message.hidden = false;
+    this.message.className = "empty-state";
+    if (this.libraryEmpty) {
+      this.message.replaceChildren(
+        el("h2", {}, "Your library is empty"),
+        el("p", {}, "Add a folder of photos and videos with “Add photos and videos”. When indexing finishes, describe what you are looking for."));
+      return;
+    }
+    const examples = EXAMPLES.map((text) => el("button", {
+      type: "button", class: "chip-button",
+      onclick: () => {
+        this.input.value = text;
+        this.run();
+      },
+    }, text));
+    this.message.replaceChildren(
+      el("h2", {}, "What are you looking for?"),
+      el("p", {}, "Describe it in words, drop an image on the page, or try one of these:"),
+      el("div", { class: "chip-row" }, examples));
+  }
+
+  showNoResults() {
+    const { type, folder, minSimilarity } = this.filters;
+    const tips = [];
+    if (minSimilarity > 0) tips.push(`lower the minimum similarity (now ${minSimilarity.toFixed(2)})`);
+    if (type || folder) tips.push("clear the filters");
+    if (!this.reference) tips.push("describe it differently");
+    this.message.hidden = false;
+    this.message.className = "empty-state";
+    const clear = type || folder || minSimilarity > 0
+      ? el("button", { type: "button", class: "button", onclick: () => this.clearFilters() }, "Clear filters")
+      : null;
+    this.message.replaceChildren(
+      el("h2", {}, `No matches for ${this.describeQuery()}`),
+      el("p", {}, tips.length ? `Try to ${tips.join(", or ")}.` : "Nothing in the library matches yet."),
+      clear);
+  }
+
+  showError(error) {
+    this.grid.classList.remove("skeleton", "stale");
+    this.grid.replaceChildren();
+    this.results = [];
+    this.loadMore.hidden = true;
+    this.status.className = "results-status";
+    this.status.textContent = "";
+    this.message.hidden = false;
+    this.message.className = "empty-state error";
+    this.message.replaceChildren(
+      el("h2", {}, error.status === 0 ? "The server is not answering" : "Search failed"),
+      el("p", { role: "alert" }, error.message),
+      error.unauthorized
+        ? el("button", { type: "button", class: "button", onclick: this.openSettings }, "Open settings")
+        : el("button", { type: "button", class: "button", onclick: () => this.run(this.lastRun || {}) }, "Try again"));
+  }
+
+  clearFilters() {
+    document.querySelector('input[name="type"][value=""]').checked = true;
+    this.folder.value = "";
+    this.minSimilarity.value = "0";
+    this.minSimilarityValue.textContent = "0.00";
+    this.run();
+  }
+
+  setFolders(folders) {
+    $("folder-options").replaceChildren(...folders.map((folder) => el("option", { value: folder })));
+  }
+}
