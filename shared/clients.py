@@ -5,9 +5,19 @@ from __future__ import annotations
 import httpx
 import numpy as np
 
-from shared.schemas import (EmbedderHealth, EmbedImagesRequest, EmbedImagesResponse, EmbedTextResponse,
-                            EmbedVideoRequest, EmbedVideoResponse, ImageItem, IndexHealth, IndexSearchRequest,
-                            IndexSearchResponse, QueryVector)
+from shared.schemas import (
+    EmbedderHealth,
+    EmbedImagesRequest,
+    EmbedImagesResponse,
+    EmbedTextResponse,
+    EmbedVideoRequest,
+    EmbedVideoResponse,
+    ImageItem,
+    IndexHealth,
+    IndexSearchRequest,
+    IndexSearchResponse,
+    QueryVector,
+)
 
 
 class EmbedderClient:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import uuid
 from pathlib import Path, PurePosixPath
 
 MAX_NAME_BYTES = 1024
@@ -42,7 +43,7 @@ class MediaStore:
     def write_atomic(self, relative: str, data: bytes) -> Path:
         path = self.resolve(relative)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp = path.with_name(_temporary_name(path.name))
         tmp.write_bytes(data)
         os.replace(tmp, path)
         return path
@@ -55,7 +56,7 @@ class MediaStore:
             if move:
                 source.unlink(missing_ok=True)
             return target
-        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+        tmp = target.with_name(_temporary_name(target.name))
         if move:
             os.replace(source, target)
         else:
@@ -71,6 +72,12 @@ class MediaStore:
                 self.resolve(relative).unlink(missing_ok=True)
             except UnsafeNameError:
                 continue
+
+
+def _temporary_name(name: str) -> str:
+    """A hidden name beside the target that no other writer uses, not even a thread of this process
+    writing the same content (the same file uploaded twice in one folder)."""
+    return f".{name}.{os.getpid()}.{uuid.uuid4().hex[:12]}.tmp"
 
 
 def sha256_file(path: Path) -> str:

@@ -7,6 +7,7 @@ from celery import Celery
 from shared.settings import Settings
 
 INGEST_ITEM_TASK = "mediasearch.ingest_item"
+RECLUSTER_TASK = "mediasearch.recluster"  # no arguments: re-cluster and relabel the library
 
 
 def make_celery(settings: Settings) -> Celery:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StringConstraints
 
 JobState = Literal["queued", "running", "done", "failed", "cancelled"]
 
@@ -226,3 +226,117 @@ class IndexHealth(BaseModel):
     indexed_through: int = Field(description="Committed rows this shard has caught up with")
     shard_id: int
     shard_count: int
+
+
+# -- gateway: library (duplicates, auto-albums, collections, bulk delete) ---------------------------
+Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+MAX_BULK_MEDIA = 10_000
+
+
+class LibraryItem(BaseModel):
+    media_id: int
+    kind: Literal["image", "video"]
+    name: str
+    folder: str
+    width: int | None
+    height: int | None
+    size: int
+    duration: float | None
+    created_at: float
+    frame_id: int | None = Field(description="The frame shown as its thumbnail (a video's first)")
+    thumb_url: str | None
+    frame_url: str | None
+    media_url: str
+
+
+class ClusterSummary(BaseModel):
+    id: int
+    title: str = Field(description="What to show: the user's name, else the automatic label")
+    name: str | None = Field(description="Given by the user; re-labelling never overwrites it")
+    label: str | None = Field(description="Best vocabulary concepts for the album; null until labelled")
+    size: int
+    cover_urls: list[str]
+    updated_at: float
+
+
+class ClusterList(BaseModel):
+    clusters: list[ClusterSummary]
+    pending: bool = Field(description="True while re-clustering or labelling is due; ask again later")
+
+
+class ClusterDetail(ClusterSummary):
+    members: list[LibraryItem]
+
+
+class ClusterRename(BaseModel):
+    name: Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)] | None = Field(
+        description="The album's name; null or empty gives it back its automatic label")
+
+
+class MediaIds(BaseModel):
+    media_ids: list[int] = Field(min_length=1, max_length=MAX_BULK_MEDIA)
+
+
+class CollectionSummary(BaseModel):
+    id: int
+    name: str
+    size: int
+    job_id: str | None = Field(description="The upload whose folder made this collection; null if made by hand")
+    created_at: float
+    cover_urls: list[str]
+
+
+class CollectionList(BaseModel):
+    collections: list[CollectionSummary]
+
+
+class CollectionDetail(CollectionSummary):
+    members: list[LibraryItem]
+
+
+class CollectionCreate(BaseModel):
+    name: Title
+    media_ids: list[int] = Field(default_factory=list, max_length=MAX_BULK_MEDIA)
+
+
+class CollectionRename(BaseModel):
+    name: Title
+
+
+class CollectionChanged(BaseModel):
+    id: int
+    size: int
+    changed: int = Field(description="Media added or removed by this request (already members are skipped)")
+
+
+class MediaBulkDeleted(BaseModel):
+    deleted: list[MediaDeleted]
+    rows: int = Field(description="Vector rows tombstoned in the index, all items together")
+    partial: bool = Field(False, description="True when an index shard could not be told")
+
+
+DuplicateKind = Literal["exact", "near", "visual"]
+
+
+class DuplicateMember(LibraryItem):
+    match: Literal["original", "exact", "near", "visual"] = Field(
+        description="original: the copy to keep; exact: the same file uploaded again under this name (nothing "
+                    "extra stored); near: perceptual-hash match; visual: embedding similarity")
+    score: float = Field(description="Similarity to the original: 1 for exact, 1 - hash bits/64 for near, "
+                                     "cosine for visual")
+    item_id: int | None = Field(None, description="For exact: the job item of that upload")
+
+
+class DuplicateGroup(BaseModel):
+    id: int = Field(description="The media id of the copy to keep")
+    kind: DuplicateKind = Field(description="The loosest kind of match in the group")
+    kinds: list[DuplicateKind]
+    score: float = Field(description="The lowest member score in the group")
+    keep: int
+    members: list[DuplicateMember] = Field(description="The original first")
+
+
+class DuplicateReport(BaseModel):
+    groups: list[DuplicateGroup]
+    visual_threshold: float
+    near_max_distance: int

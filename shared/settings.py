@@ -88,6 +88,13 @@ class Settings(BaseSettings):
     # Search
     search_max_k: int = 1000
 
+    # Library organisation. Thresholds are cosine similarities between the model's vectors (tuned for
+    # CLIP ViT-B/32; a different model may want others).
+    cluster_threshold: float = Field(0.72, ge=-1, le=1)  # join an album / merge two albums at or above
+    cluster_relabel_cosine: float = Field(0.95, ge=-1, le=1)  # relabel once the centroid moved below this
+    duplicate_visual_threshold: float = Field(0.95, ge=-1, le=1)  # "visual duplicates" at or above
+    recluster_debounce_s: float = Field(10.0, ge=0)  # GET /clusters asks for re-clustering at most this often
+
     # Static web UI served by the gateway at "/"
     frontend_dir: Path = Path(__file__).resolve().parents[1] / "frontend"
 

@@ -15,7 +15,8 @@ from services.ingest_worker.pipeline import (
     retry_delay,
     wait_for_retry,
 )
-from shared.queue import INGEST_ITEM_TASK, make_celery
+from services.organise.worker import organise_library
+from shared.queue import INGEST_ITEM_TASK, RECLUSTER_TASK, make_celery
 from shared.settings import Settings
 
 settings = Settings()
@@ -43,3 +44,9 @@ def ingest_item_task(self, item_id: int) -> str | None:
         wait_for_retry(item_id, context, str(fault))
         raise self.retry(countdown=retry_delay(self.request.retries, settings), exc=fault) from None
     return outcome.status if outcome else None
+
+
+@app.task(name=RECLUSTER_TASK)
+def recluster_task() -> dict:
+    """Re-cluster the library and label its albums (queued by the gateway; see services/organise/worker.py)."""
+    return vars(organise_library(settings))

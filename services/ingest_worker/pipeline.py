@@ -25,6 +25,7 @@ import httpx
 from services.ingest_worker.images import decode_image, encode_jpeg, fit, perceptual_hash
 from services.ingest_worker.sniff import SNIFF_BYTES, BadInput, MediaType, sniff
 from services.ingest_worker.video import SamplingPolicy, sample_video
+from services.organise.worker import file_ingested
 from shared import catalog
 from shared.clients import EmbedderClient
 from shared.media_store import MediaStore, UnsafeNameError, sha256_file
@@ -107,6 +108,7 @@ def ingest_item(item_id: int, ctx: IngestContext) -> ItemOutcome | None:
             except BadInput as exc:
                 outcome = ItemOutcome("failed", str(exc))
         catalog.set_item(conn, item_id, outcome.status, outcome.reason, outcome.media_id)
+        file_ingested(conn, item, outcome.status, outcome.media_id, ctx.settings)  # its collection and album
         _discard_upload(item, ctx)
         log.info("item %s (%s): %s%s", item_id, item["file"], outcome.status,
                  f" ({outcome.reason})" if outcome.reason else "")

@@ -1,0 +1,89 @@
+"""The gateway: the product's only public HTTP port (API, media files, and the web UI at "/")."""
+
+from __future__ import annotations
+
+import logging
+from contextlib import asynccontextmanager
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from services.gateway import security
+from services.gateway.routers import health, jobs, library, media, search, uploads
+from services.gateway.state import Gateway
+from shared.clients import UpstreamError
+from shared.settings import Settings
+
+log = logging.getLogger("mediasearch.gateway")
+
+
+def readable_validation_error(exc: RequestValidationError) -> str:
+    """``query k: Input should be greater than or equal to 1; ...`` instead of pydantic's error list."""
+    messages = []
+    for error in exc.errors():
+        where = [str(part) for part in error.get("loc", ())]
+        place = f"{where[0]} {'.'.join(where[1:])}".strip() if where else "request"
+        messages.append(f"{place}: {error.get('msg', 'invalid')}")
+    return "; ".join(messages) or "invalid request"
+
+
+def add_error_handlers(app: FastAPI) -> None:
+    """Every error is ``{"detail": "<readable text>"}``; nothing reaches a client as a traceback."""
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return JSONResponse({"detail": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"detail": readable_validation_error(exc)}, status_code=422)
+
+    @app.exception_handler(UpstreamError)
+    async def upstream_error(_: Request, exc: UpstreamError) -> JSONResponse:
+        if exc.caller_fault:  # e.g. the embedder could not decode the query image
+            return JSONResponse({"detail": exc.detail}, status_code=400)
+        return JSONResponse({"detail": f"{exc.service} is unavailable: {exc.detail}"}, status_code=503)
+
+    @app.exception_handler(Exception)
+    async def unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return JSONResponse({"detail": f"internal error ({type(exc).__name__}); see the gateway log"},
+                            status_code=500)
+
+
+def create_app(settings: Settings) -> FastAPI:
+    gateway = Gateway(settings)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI):
+        yield
+        await gateway.aclose()
+
+    app = FastAPI(title="mediasearch", version="0.1.0", lifespan=lifespan,
+                  description="Semantic search over your photos and videos. With MEDIASEARCH_API_KEY set, "
+                              "send the key in the X-API-Key header (or get a session cookie from "
+                              "POST /session for GET requests made by <img>/<video>/EventSource).")
+    app.state.gateway = gateway
+    add_error_handlers(app)
+
+    protected = [Depends(security.require_api_key)]
+    app.include_router(health.router)
+    for router in (uploads.router, jobs.router, search.router, media.router):
+        app.include_router(router, dependencies=protected)
+    app.include_router(library.router, dependencies=protected)
+
+    if settings.cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins,
+                           allow_methods=["GET", "POST", "DELETE"],
+                           allow_headers=[security.API_KEY_HEADER, "Content-Type", "Range"],
+                           expose_headers=["Content-Range", "Accept-Ranges", "Content-Length", "ETag"])
+    app.add_middleware(security.SecurityHeaders)
+
+    # Last, so every API route wins over a file of the same name.
+    if settings.frontend_dir.is_dir():
+        app.mount("/", StaticFiles(directory=settings.frontend_dir, html=True), name="ui")
+    return app

@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+
+from services.gateway import uploads
+from services.gateway.state import GatewayDep
+from shared.schemas import ErrorBody, FolderIngest, JobCreated
+
+router = APIRouter(tags=["uploads"])
+
+_MULTIPART_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {"multipart/form-data": {"schema": {
+            "type": "object",
+            "properties": {
+                "files": {"type": "array", "items": {"type": "string", "format": "binary"},
+                          "description": "One part per file; its filename is the path relative to the "
+                                         "chosen folder (a browser's webkitRelativePath)"},
+                "folder": {"type": "string", "description": "Name of the uploaded folder (optional)"},
+            },
+            "required": ["files"],
+        }}},
+    }
+}
+
+
+@router.post("/uploads", status_code=202, response_model=JobCreated, openapi_extra=_MULTIPART_BODY,
+             responses={413: {"model": ErrorBody}, 415: {"model": ErrorBody}, 503: {"model": ErrorBody}})
+async def upload_files(request: Request, gateway: GatewayDep) -> JobCreated:
+    """Upload a folder's files; streamed to disk, then queued one task per file.
+
+    A file whose name is unusable (`..`, NUL, too long) becomes a failed item of the job with the
+    reason; the others are indexed. Limits on files, bytes per file and bytes per upload give 413.
+    """
+    job_id = await uploads.receive_upload(gateway, request.headers.get("content-type", ""),
+                                          request.headers.get("content-length"), request.stream())
+    return JobCreated(job_id=job_id)
+
+
+@router.post("/ingest", status_code=202, response_model=JobCreated,
+             responses={403: {"model": ErrorBody}, 404: {"model": ErrorBody}})
+def ingest_server_folder(body: FolderIngest, gateway: GatewayDep) -> JobCreated:
+    """Index a folder on the server; only under MEDIASEARCH_INGEST_ROOTS (symlinks and `..` resolved first)."""
+    return JobCreated(job_id=uploads.ingest_folder(gateway, body.path))

@@ -1,0 +1,318 @@
+"""Getting files into a job: browser uploads (multipart, streamed to disk) and server-side folders.
+
+An upload is parsed as it arrives and each file part is written straight to
+``uploads/<job_id>/<n>``: nothing is held in memory and the client's file name is only recorded,
+never used to build a path. A file whose name cannot be recorded safely (``..``, NUL, too long)
+does not fail the upload: it becomes a failed item with the reason, and the other files go on.
+Limits (files per upload, bytes per file, bytes per upload) fail the whole request with 413,
+and whatever was written for it is removed.
+"""
+
+from __future__ import annotations
+
+import codecs
+import os
+import shutil
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+import anyio
+from fastapi import HTTPException
+from python_multipart import MultipartParser
+from python_multipart.exceptions import FormParserError
+from python_multipart.multipart import parse_options_header
+
+from services.gateway.state import Gateway
+from shared import catalog
+from shared.media_store import UnsafeNameError, clean_relative_name
+from shared.queue import INGEST_ITEM_TASK
+from shared.settings import Settings
+
+FILES_FIELD = "files"
+FOLDER_FIELD = "folder"
+MAX_TEXT_FIELD_BYTES = 4096
+MAX_SHOWN_NAME = 300
+
+
+@dataclass
+class ReceivedFile:
+    raw_name: str
+    stored_path: str  # relative to the data dir; "" when the name was refused
+    name: str = ""  # the cleaned relative name
+    refused: str | None = None  # why the name cannot be recorded
+    size: int = 0
+    handle: BinaryIO | None = None
+
+    @property
+    def shown_name(self) -> str:
+        return self.name or self.raw_name.replace("\0", "\\0")[:MAX_SHOWN_NAME] or "(no name)"
+
+
+@dataclass
+class _Part:
+    headers: dict[bytes, bytes] = field(default_factory=dict)
+    file: ReceivedFile | None = None
+    text: bytearray = field(default_factory=bytearray)
+    field_name: str = ""
+
+
+def too_large(message: str) -> HTTPException:
+    return HTTPException(413, message)
+
+
+class UploadReceiver:
+    """Feeds a multipart body to python-multipart and turns its callbacks into file writes.
+
+    The parser callbacks run inside ``feed`` on the event loop; they only queue work. Disk writes
+    happen in ``flush`` on a worker thread.
+    """
+
+    def __init__(self, settings: Settings, data_dir: Path, job_dir: str, boundary: bytes, charset: str):
+        self.settings = settings
+        self.data_dir = data_dir
+        self.job_dir = job_dir
+        self.charset = charset
+        self.files: list[ReceivedFile] = []
+        self.fields: dict[str, str] = {}
+        self.total_bytes = 0
+        self._part = _Part()
+        self._header_name = bytearray()
+        self._header_value = bytearray()
+        self._pending: list[Callable[[], None]] = []
+        self._parser = MultipartParser(boundary, {
+            "on_part_begin": self._on_part_begin,
+            "on_header_field": lambda data, start, end: self._header_name.extend(data[start:end]),
+            "on_header_value": lambda data, start, end: self._header_value.extend(data[start:end]),
+            "on_header_end": self._on_header_end,
+            "on_headers_finished": self._on_headers_finished,
+            "on_part_data": self._on_part_data,
+            "on_part_end": self._on_part_end,
+        })
+
+    # -- parser callbacks (event loop; no I/O) ------------------------------------------------------
+    def _decode(self, raw: bytes) -> str:
+        try:
+            return raw.decode(self.charset)
+        except UnicodeDecodeError:
+            return raw.decode("latin-1")
+
+    def _on_part_begin(self) -> None:
+        self._part = _Part()
+
+    def _on_header_end(self) -> None:
+        self._part.headers[bytes(self._header_name).lower()] = bytes(self._header_value)
+        self._header_name.clear()
+        self._header_value.clear()
+
+    def _on_headers_finished(self) -> None:
+        part = self._part
+        _, options = parse_options_header(part.headers.get(b"content-disposition", b"").decode("latin-1"))
+        if b"name" not in options:
+            raise HTTPException(400, "a multipart part has no field name (Content-Disposition name=...)")
+        part.field_name = self._decode(options[b"name"])
+        if b"filename" not in options:
+            return
+        if part.field_name != FILES_FIELD:
+            raise HTTPException(400, f"unexpected file field {part.field_name[:100]!r}: send files as {FILES_FIELD!r}")
+        if len(self.files) >= self.settings.max_upload_files:
+            raise too_large(f"too many files: at most {self.settings.max_upload_files} per upload")
+        raw_name = self._decode(options[b"filename"])
+        received = ReceivedFile(raw_name=raw_name, stored_path=f"{self.job_dir}/{len(self.files)}")
+        try:
+            received.name = clean_relative_name(raw_name)
+        except UnsafeNameError as exc:
+            received.refused = f"refused file name: {exc}"
+            received.stored_path = ""
+        self.files.append(received)
+        part.file = received
+        if received.refused is None:
+            self._pending.append(lambda: self._open(received))
+
+    def _on_part_data(self, data: bytes, start: int, end: int) -> None:
+        size = end - start
+        self.total_bytes += size
+        if self.total_bytes > self.settings.max_upload_bytes:
+            raise too_large(f"upload is larger than the limit of {self.settings.max_upload_bytes} bytes")
+        received = self._part.file
+        if received is None:
+            if len(self._part.text) + size > MAX_TEXT_FIELD_BYTES:
+                raise HTTPException(400, f"form field {self._part.field_name[:100]!r} is longer than "
+                                         f"{MAX_TEXT_FIELD_BYTES} bytes")
+            self._part.text.extend(data[start:end])
+            return
+        received.size += size
+        if received.size > self.settings.max_file_bytes:
+            raise too_large(f"file {received.shown_name!r} is larger than the limit of "
+                            f"{self.settings.max_file_bytes} bytes per file")
+        if received.refused is None:
+            chunk = bytes(data[start:end])
+            self._pending.append(lambda: received.handle.write(chunk))
+
+    def _on_part_end(self) -> None:
+        received = self._part.file
+        if received is None:
+            self.fields[self._part.field_name] = self._decode(bytes(self._part.text))
+        elif received.refused is None:
+            self._pending.append(lambda: self._close(received))
+
+    # -- disk (worker thread) ------------------------------------------------------------------------
+    def _open(self, received: ReceivedFile) -> None:
+        path = self.data_dir / received.stored_path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        received.handle = open(path, "wb")  # noqa: SIM115 (stays open across chunks; closed in _close)
+
+    @staticmethod
+    def _close(received: ReceivedFile) -> None:
+        received.handle.close()
+        received.handle = None
+
+    def flush(self) -> None:
+        pending, self._pending = self._pending, []
+        for action in pending:
+            action()
+
+    def close_all(self) -> None:
+        for received in self.files:
+            if received.handle is not None:
+                received.handle.close()
+                received.handle = None
+
+    async def receive(self, chunks: AsyncIterator[bytes]) -> None:
+        try:
+            async for chunk in chunks:
+                self._parser.write(chunk)
+                if self._pending:
+                    await anyio.to_thread.run_sync(self.flush)
+            self._parser.finalize()
+        except FormParserError as exc:
+            raise HTTPException(400, f"malformed multipart body: {exc}") from exc
+        finally:
+            await anyio.to_thread.run_sync(self.close_all)
+
+
+def multipart_boundary(content_type: str) -> tuple[bytes, str]:
+    kind, params = parse_options_header(content_type)
+    if kind != b"multipart/form-data" or b"boundary" not in params:
+        raise HTTPException(415, "send the files as multipart/form-data (a 'files' part per file)")
+    charset = params.get(b"charset", b"utf-8").decode("latin-1")
+    try:
+        charset = codecs.lookup(charset).name
+    except LookupError:
+        charset = "utf-8"
+    return params[b"boundary"], charset
+
+
+def upload_folder_name(fields: dict[str, str], files: list[ReceivedFile]) -> str:
+    """The folder the user picked: the form field, else the first path part all the files share."""
+    if fields.get(FOLDER_FIELD, "").strip():
+        try:
+            return clean_relative_name(fields[FOLDER_FIELD].strip())
+        except UnsafeNameError as exc:
+            raise HTTPException(400, f"bad folder name: {exc}") from exc
+    tops = {f.name.split("/", 1)[0] for f in files if f.name}
+    if len(tops) == 1 and all("/" in f.name for f in files if f.name):
+        return tops.pop()
+    return ""
+
+
+async def receive_upload(gateway: Gateway, content_type: str, content_length: str | None,
+                         chunks: AsyncIterator[bytes]) -> str:
+    """Stream a multipart upload to disk, then create its job and enqueue its files; returns the job id."""
+    settings = gateway.settings
+    if content_length and content_length.isdigit() and int(content_length) > settings.max_upload_bytes:
+        raise too_large(f"upload is larger than the limit of {settings.max_upload_bytes} bytes")
+    boundary, charset = multipart_boundary(content_type)
+    job_id = catalog.new_job_id()
+    job_dir = gateway.upload_dir(job_id)
+    receiver = UploadReceiver(settings, settings.data_path, job_dir.relative_to(settings.data_path).as_posix(),
+                              boundary, charset)
+    try:
+        await receiver.receive(chunks)
+        if not receiver.files:
+            raise HTTPException(400, f"the upload holds no files (send each file as a {FILES_FIELD!r} part)")
+        folder = upload_folder_name(receiver.fields, receiver.files)
+    except BaseException:
+        await anyio.to_thread.run_sync(lambda: shutil.rmtree(job_dir, ignore_errors=True))
+        raise
+    files = [(f.shown_name, f.stored_path, f.refused) for f in receiver.files]
+    return await anyio.to_thread.run_sync(lambda: create_and_enqueue(gateway, "upload", folder, files, job_id))
+
+
+def create_and_enqueue(gateway: Gateway, source: str, folder: str, files: list[tuple[str, str, str | None]],
+                       job_id: str | None = None) -> str:
+    """A job with one item per ``(name, stored path, refusal reason or None)``; queues the acceptable ones."""
+    conn = gateway.catalog()
+    job_id, item_ids = catalog.create_job(conn, source, folder, [(name, stored) for name, stored, _ in files],
+                                          job_id=job_id)
+    refused = {item_id: reason for item_id, (_, _, reason) in zip(item_ids, files) if reason}
+    catalog.mark_items_failed(conn, refused)
+    try:
+        with gateway.celery.producer_or_acquire() as producer:
+            for item_id in item_ids:
+                if item_id not in refused:
+                    gateway.celery.send_task(INGEST_ITEM_TASK, args=[item_id], producer=producer)
+    except Exception as exc:  # the broker is down: the job cannot run, say so on the job itself
+        catalog.fail_job(conn, job_id, f"could not queue the files: {exc}")
+        raise HTTPException(503, f"the task queue (Redis) is unavailable: {exc}") from exc
+    return job_id
+
+
+# -- server-side folders -------------------------------------------------------------------------------
+def allowed_folder(settings: Settings, requested: str) -> Path:
+    """The real folder behind ``requested`` if it lies under an ingest root (after following symlinks)."""
+    if not settings.ingest_roots:
+        raise HTTPException(403, "server-side folder ingest is disabled: set MEDIASEARCH_INGEST_ROOTS")
+    if "\0" in requested:
+        raise HTTPException(400, "path contains a NUL byte")
+    path = Path(requested)
+    if not path.is_absolute():
+        raise HTTPException(400, f"give an absolute path under one of the ingest roots: "
+                                 f"{', '.join(str(r) for r in settings.ingest_roots)}")
+    real = path.resolve()
+    roots = [root.resolve() for root in settings.ingest_roots]
+    if not any(real.is_relative_to(root) for root in roots):
+        raise HTTPException(403, f"{requested!r} is outside the ingest roots "
+                                 f"({', '.join(str(r) for r in roots)}); symlinks and '..' are followed first")
+    if not real.exists():
+        raise HTTPException(404, f"no such folder: {requested!r}")
+    if not real.is_dir():
+        raise HTTPException(400, f"{requested!r} is not a folder")
+    return real
+
+
+def folder_files(folder: Path, roots: list[Path]) -> list[tuple[str, str, str | None]]:
+    """``(relative name, absolute path, refusal)`` for every visible file under ``folder``, sorted.
+
+    Hidden files and folders are skipped. Entries that cannot be ingested are listed as refused rather
+    than dropped, so the job says what happened to them: a symlink whose target leaves the ingest roots,
+    a dangling symlink, a fifo, socket or device.
+    """
+    found = []
+    for directory, subdirs, names in os.walk(folder):
+        subdirs[:] = sorted(d for d in subdirs if not d.startswith("."))
+        for name in sorted(names):
+            if name.startswith("."):
+                continue
+            path = Path(directory) / name
+            relative = path.relative_to(folder).as_posix()
+            real = path.resolve()
+            if not any(real.is_relative_to(root) for root in roots):
+                found.append((relative, "", "refused: a symlink leading outside the ingest roots"))
+            elif real.is_file():
+                found.append((relative, str(real), None))
+            elif not real.exists():
+                found.append((relative, "", "unreadable: a symlink to a file that does not exist"))
+            elif not real.is_dir():
+                found.append((relative, "", "unreadable: not a regular file (a fifo, socket or device)"))
+    return found
+
+
+def ingest_folder(gateway: Gateway, requested: str) -> str:
+    settings = gateway.settings
+    folder = allowed_folder(settings, requested)
+    files = folder_files(folder, [root.resolve() for root in settings.ingest_roots])
+    if not files:
+        raise HTTPException(400, f"{requested!r} holds no files (hidden files are skipped)")
+    return create_and_enqueue(gateway, "folder", str(folder), files)
