@@ -6,6 +6,9 @@ import { JobsPanel } from "./jobs.js";
 import { Preview } from "./preview.js";
 import { Search } from "./search.js";
 import { Uploader, collectDropped, entriesFromInput, looksLikeImage } from "./upload.js";
+import { AlbumsView } from "./albums.js";
+import { DuplicatesView } from "./duplicates.js";
+import { startViews } from "./views.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -141,5 +144,10 @@ async function connect() {
   await loadJobs();
 }
 
+// Before the first search: it rewrites the URL, and the view to open is in its #hash.
+startViews([
+  { id: "albums", label: "Albums", create: (section) => new AlbumsView(section) },
+  { id: "duplicates", label: "Duplicates", create: (section) => new DuplicatesView(section, { onDeleted: () => health.check() }) },
+]);
 connect();
 search.run();

@@ -295,6 +295,7 @@ def delete_media(conn: sqlite3.Connection, media_id: int) -> tuple[list[int], li
             return None
         frames = frames_of_media(conn, media_id)
         pooled = video_row(conn, media_id)
+        _note_deleted_ids(conn, media_id, [f["id"] for f in frames])
         conn.execute("DELETE FROM media WHERE id=?", (media_id,))
     rows = [f["vector_row"] for f in frames if f["vector_row"] is not None]
     if pooled is not None:
@@ -644,3 +645,51 @@ def upload_aliases(conn: sqlite3.Connection) -> list[sqlite3.Row]:
         "SELECT job_items.id, job_items.file, jobs.folder, job_items.job_id, job_items.media_id, job_items.updated_at "
         "FROM job_items JOIN jobs ON jobs.id = job_items.job_id JOIN media ON media.id = job_items.media_id "
         "WHERE job_items.status = 'duplicate' ORDER BY job_items.media_id, job_items.id").fetchall()
+
+
+# -- crash recovery: vector rows committed that the catalog did not record (shared/reconcile.py) ------
+# SQLite gives a new row the largest id plus one, so deleting the newest media or frame frees its id for
+# the next one. A vector row owned by such an id may belong to the deleted item: never adopt it.
+_DELETED_MEDIA_ID = "deleted_media_id_max"
+_DELETED_FRAME_ID = "deleted_frame_id_max"
+
+
+def _note_deleted_ids(conn: sqlite3.Connection, media_id: int, frame_ids: list[int]) -> None:
+    for key, value in ((_DELETED_MEDIA_ID, media_id), (_DELETED_FRAME_ID, max(frame_ids, default=0))):
+        conn.execute("INSERT INTO library_state(key, value) VALUES (?,?) "
+                     "ON CONFLICT(key) DO UPDATE SET value=MAX(value, excluded.value)", (key, value))
+
+
+def unembedded(conn: sqlite3.Connection, media_id: int | None = None) -> tuple[list[int], list[int]]:
+    """Frames without a vector row and videos without a pooled vector (of one media item, or all) whose
+    ids no deleted item ever had: ``(frame ids, video media ids)``."""
+    frames_above = get_state(conn, _DELETED_FRAME_ID) or 0
+    media_above = get_state(conn, _DELETED_MEDIA_ID) or 0
+    only = "" if media_id is None else " AND media.id = ?"
+    args = () if media_id is None else (media_id,)
+    frames = [row[0] for row in conn.execute(
+        f"SELECT frames.id FROM frames JOIN media ON media.id = frames.media_id "
+        f"WHERE frames.vector_row IS NULL AND frames.id > ?{only}", (frames_above, *args))]
+    videos = [row[0] for row in conn.execute(
+        f"SELECT media.id FROM media LEFT JOIN video_vectors ON video_vectors.media_id = media.id "
+        f"WHERE media.kind = 'video' AND video_vectors.media_id IS NULL AND media.id > ?{only}",
+        (media_above, *args))]
+    return frames, videos
+
+
+def adopt_rows(conn: sqlite3.Connection, frame_rows: dict[int, int], video_rows: dict[int, int]) -> tuple[int, int]:
+    """Record committed rows for frames and videos that have none; never replaces a recorded row and never
+    gives one row to two owners. Returns how many frames and videos got a row."""
+    with transaction(conn):
+        frames = sum(conn.execute("UPDATE OR IGNORE frames SET vector_row=? WHERE id=? AND vector_row IS NULL",
+                                  (row, frame_id)).rowcount for frame_id, row in frame_rows.items())
+        videos = sum(conn.execute("INSERT OR IGNORE INTO video_vectors(media_id, vector_row) "
+                                  "SELECT id, ? FROM media WHERE id = ?",  # not for a video deleted meanwhile
+                                  (row, media_id)).rowcount for media_id, row in video_rows.items())
+    return frames, videos
+
+
+def existing_ids(conn: sqlite3.Connection) -> tuple[list[int], list[int]]:
+    """Every frame id and every media id in the catalog."""
+    return ([row[0] for row in conn.execute("SELECT id FROM frames")],
+            [row[0] for row in conn.execute("SELECT id FROM media")])

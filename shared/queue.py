@@ -18,7 +18,12 @@ def make_celery(settings: Settings) -> Celery:
         worker_prefetch_multiplier=1,
         task_ignore_result=True,
         broker_connection_retry_on_startup=True,
-        # Redelivery of an unacked message after a worker dies; longer than any one file takes.
-        broker_transport_options={"visibility_timeout": 600},
+        # Redelivery of an unacked message after a worker dies. Kombu looks for such messages every
+        # unacked_restore_interval seconds (times the throttle, 10 by default: up to 100 s late).
+        broker_transport_options={
+            "visibility_timeout": settings.task_visibility_timeout,
+            "unacked_restore_interval": max(1, min(10, round(settings.task_visibility_timeout / 5))),
+            "unacked_restore_throttle": 1,
+        },
     )
     return app

@@ -59,6 +59,11 @@ class Settings(BaseSettings):
     redis_port: int = 6379
     api_key: SecretStr | None = None
     cors_origins: Annotated[list[str], NoDecode] = []
+    # Requests per minute per client IP (a token bucket holding one minute's worth); 0 turns it off.
+    # Kept in the gateway's memory: right for one gateway process; behind a reverse proxy every
+    # client has the proxy's address, so limit there instead.
+    rate_limit_search_per_min: int = Field(600, ge=0)
+    rate_limit_upload_per_min: int = Field(120, ge=0)  # POST /uploads and POST /ingest together
 
     # Index shard this process owns: rows with row % index_shard_count == index_shard_id.
     index_shard_id: int = Field(0, ge=0)
@@ -84,6 +89,9 @@ class Settings(BaseSettings):
     ingest_max_retries: int = Field(10, ge=0)
     ingest_retry_base_s: float = Field(2.0, ge=0)
     ingest_retry_max_s: float = Field(120.0, ge=0)
+    # A task taken by a worker that dies unacknowledged goes back to the queue after this long. It must
+    # exceed the longest file (a long video) and the longest retry countdown, or a task runs twice.
+    task_visibility_timeout: float = Field(600.0, gt=0)
 
     # Search
     search_max_k: int = 1000

@@ -12,10 +12,12 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from services.gateway import security
+from services.gateway import ratelimit, security
 from services.gateway.routers import health, jobs, library, media, search, uploads
 from services.gateway.state import Gateway
+from services.gateway.timing import ServerTimingMiddleware
 from shared.clients import UpstreamError
+from shared.schemas import ErrorBody
 from shared.settings import Settings
 
 log = logging.getLogger("mediasearch.gateway")
@@ -48,6 +50,14 @@ def add_error_handlers(app: FastAPI) -> None:
             return JSONResponse({"detail": exc.detail}, status_code=400)
         return JSONResponse({"detail": f"{exc.service} is unavailable: {exc.detail}"}, status_code=503)
 
+    @app.exception_handler(OverflowError)
+    async def number_too_large(request: Request, exc: OverflowError) -> JSONResponse:
+        # An id (path, query or body) beyond SQLite's 64-bit integers names nothing that can exist.
+        if "too large to convert to SQLite" in str(exc):
+            return JSONResponse({"detail": "a number in the request is out of range (ids are below 2**63)"},
+                                status_code=422)
+        return await unexpected_error(request, exc)
+
     @app.exception_handler(Exception)
     async def unexpected_error(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
@@ -63,7 +73,11 @@ def create_app(settings: Settings) -> FastAPI:
         yield
         await gateway.aclose()
 
+    # Every error body is {"detail": "..."} (add_error_handlers), a validation error too.
     app = FastAPI(title="mediasearch", version="0.1.0", lifespan=lifespan,
+                  responses={400: {"model": ErrorBody, "description": "The request cannot be used (see detail)"},
+                             404: {"model": ErrorBody, "description": "Something the request names does not exist"},
+                             422: {"model": ErrorBody, "description": "The request is malformed (see detail)"}},
                   description="Semantic search over your photos and videos. With MEDIASEARCH_API_KEY set, "
                               "send the key in the X-API-Key header (or get a session cookie from "
                               "POST /session for GET requests made by <img>/<video>/EventSource).")
@@ -71,10 +85,16 @@ def create_app(settings: Settings) -> FastAPI:
     add_error_handlers(app)
 
     protected = [Depends(security.require_api_key)]
+    # The rate limits come before the key check, so guessing keys is limited too.
+    upload_limit = ratelimit.RateLimit("upload", settings.rate_limit_upload_per_min)
+    search_limit = ratelimit.RateLimit("search", settings.rate_limit_search_per_min)
+    limited = {**security.RESPONSES, **ratelimit.RESPONSES}
     app.include_router(health.router)
-    for router in (uploads.router, jobs.router, search.router, media.router):
-        app.include_router(router, dependencies=protected)
-    app.include_router(library.router, dependencies=protected)
+    app.include_router(uploads.router, dependencies=[Depends(upload_limit), *protected], responses=limited)
+    app.include_router(jobs.router, dependencies=protected, responses=security.RESPONSES)
+    app.include_router(search.router, dependencies=[Depends(search_limit), *protected], responses=limited)
+    for router in (media.router, library.router):
+        app.include_router(router, dependencies=protected, responses=security.RESPONSES)
 
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins,
@@ -82,6 +102,7 @@ def create_app(settings: Settings) -> FastAPI:
                            allow_headers=[security.API_KEY_HEADER, "Content-Type", "Range"],
                            expose_headers=["Content-Range", "Accept-Ranges", "Content-Length", "ETag"])
     app.add_middleware(security.SecurityHeaders)
+    app.add_middleware(ServerTimingMiddleware)
 
     # Last, so every API route wins over a file of the same name.
     if settings.frontend_dir.is_dir():

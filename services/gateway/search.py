@@ -18,11 +18,13 @@ import numpy as np
 from fastapi import HTTPException
 
 from services.gateway.state import Gateway
+from services.gateway.timing import timed
 from shared import catalog
 from shared.clients import UpstreamError
 from shared.schemas import Moment, SearchResponse, SearchResult
 
 MAX_INDEX_K = 10_000  # IndexSearchRequest's limit
+MAX_EF = 10_000
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,7 @@ class SearchOptions:
     min_similarity: float | None = None
     group_videos: bool = False
     filters: Filters = field(default_factory=Filters)
+    ef: int | None = None  # the index's search breadth (None: its default)
 
 
 @dataclass
@@ -85,9 +88,10 @@ def frame_vector(gateway: Gateway, frame_id: int) -> np.ndarray:
     return np.array(vectors[row], dtype=np.float32)
 
 
-async def query_shards(gateway: Gateway, vector: np.ndarray, k: int, allow_rows: list[int] | None) -> ShardHits:
+async def query_shards(gateway: Gateway, vector: np.ndarray, k: int, allow_rows: list[int] | None,
+                       ef: int | None = None) -> ShardHits:
     """Ask every shard at once; a shard that fails makes the answer partial, all failing is an error."""
-    answers = await asyncio.gather(*(shard.search(vector, k, allow_rows=allow_rows) for shard in gateway.shards),
+    answers = await asyncio.gather(*(shard.search(vector, k, ef, allow_rows) for shard in gateway.shards),
                                    return_exceptions=True)
     failures = [a for a in answers if isinstance(a, BaseException)]
     for failure in failures:
@@ -154,7 +158,8 @@ async def search_vector(gateway: Gateway, vector: np.ndarray, options: SearchOpt
     # Dropped rows and grouped frames need headroom; grow it while the shards still have more.
     fetch = min(MAX_INDEX_K, wanted * (4 if options.group_videos else 2) + len(exclude_frames) + 16)
     while True:
-        hits = await query_shards(gateway, vector, fetch, allow_rows)
+        with timed("index"):
+            hits = await query_shards(gateway, vector, fetch, allow_rows, options.ef)
         known = await anyio.to_thread.run_sync(known_rows, gateway, hits.rows)
         results = to_results(hits, known, options, exclude_frames)
         below_threshold = (options.min_similarity is not None and hits.similarities

@@ -16,10 +16,14 @@ from fastapi import HTTPException, Request, Security
 from fastapi.security import APIKeyHeader
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from shared.schemas import ErrorBody
+
 API_KEY_HEADER = "X-API-Key"
 SESSION_COOKIE = "mediasearch_session"
 SESSION_MAX_AGE = 30 * 24 * 3600
 READ_METHODS = ("GET", "HEAD")
+
+RESPONSES = {401: {"model": ErrorBody, "description": "Missing or wrong API key (when the server sets one)"}}
 
 api_key_header = APIKeyHeader(name=API_KEY_HEADER, auto_error=False,
                               description="Needed when the server sets MEDIASEARCH_API_KEY")

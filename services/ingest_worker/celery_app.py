@@ -5,7 +5,10 @@
 
 from __future__ import annotations
 
+import logging
 import threading
+
+from celery.signals import celeryd_after_setup
 
 from services.ingest_worker.pipeline import (
     IngestContext,
@@ -17,11 +20,22 @@ from services.ingest_worker.pipeline import (
 )
 from services.organise.worker import organise_library
 from shared.queue import INGEST_ITEM_TASK, RECLUSTER_TASK, make_celery
+from shared.reconcile import reconcile
 from shared.settings import Settings
 
+log = logging.getLogger("mediasearch.ingest")
 settings = Settings()
 app = make_celery(settings)
 _per_thread = threading.local()
+
+
+@celeryd_after_setup.connect
+def reconcile_at_start(**_) -> None:
+    """Before taking tasks, repair what a crash left between the vectors store and the catalog."""
+    try:
+        reconcile(settings)
+    except Exception:  # a failed repair must not keep the worker from working
+        log.exception("start-up reconciliation failed; starting anyway")
 
 
 def _context() -> IngestContext:

@@ -29,6 +29,7 @@ from services.organise.worker import file_ingested
 from shared import catalog
 from shared.clients import EmbedderClient
 from shared.media_store import MediaStore, UnsafeNameError, sha256_file
+from shared.reconcile import adopt_committed_rows
 from shared.settings import Settings
 
 log = logging.getLogger("mediasearch.ingest")
@@ -151,7 +152,7 @@ def _process(item: sqlite3.Row, ctx: IngestContext) -> ItemOutcome:
         media = catalog.get_media(conn, item["media_id"])
         if media is not None:  # an earlier attempt of this item created or claimed it: finish it
             _keep_original(media, item, ctx)
-            _finish(media, ctx)
+            _finish(media, ctx, resumed=True)
             return ItemOutcome("indexed", None, media["id"])
     source = _source_path(item, ctx)
     media_type, size = _inspect(source, ctx.settings)
@@ -170,7 +171,7 @@ def _process(item: sqlite3.Row, ctx: IngestContext) -> ItemOutcome:
         media_id = existing["id"]  # left unfinished by an earlier job: finish it instead of duplicating it
     media = catalog.get_media(conn, media_id)
     _keep_original(media, item, ctx, source)
-    _finish(media, ctx)
+    _finish(media, ctx, resumed=existing is not None)
     return ItemOutcome("indexed", None, media_id)
 
 
@@ -281,10 +282,12 @@ def _keep_original(media: sqlite3.Row, item: sqlite3.Row, ctx: IngestContext, so
         raise BadInput("the original file is gone (it was removed while being ingested)")
 
 
-def _finish(media: sqlite3.Row, ctx: IngestContext) -> None:
+def _finish(media: sqlite3.Row, ctx: IngestContext, resumed: bool = False) -> None:
     """Embed the frames that have no vector yet, then the pooled vector of a video; mark it indexed."""
     conn, embedder = ctx.conn, ctx.embedder
     media_id = media["id"]
+    if resumed:  # vectors committed by an attempt that crashed before recording them are used, not redone
+        adopt_committed_rows(conn, ctx.settings.vectors_dir, media_id)
     missing = [frame for frame in catalog.frames_of_media(conn, media_id) if frame["vector_row"] is None]
     for start in range(0, len(missing), ctx.settings.embed_batch_size):
         batch = missing[start:start + ctx.settings.embed_batch_size]

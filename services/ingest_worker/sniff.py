@@ -34,6 +34,9 @@ AVI = MediaType("video", "video/x-msvideo", ".avi")
 _UNSUPPORTED_STILL_BRANDS = {b"heic": "HEIC", b"heix": "HEIC", b"mif1": "HEIF", b"msf1": "HEIF", b"avif": "AVIF",
                              b"avis": "AVIF"}
 _AUDIO_BRANDS = {b"M4A ", b"M4B ", b"M4P "}
+# zip (also empty and spanned), gzip, 7z, rar, bzip2, xz, zstd: never unpacked (a zip bomb stays a file).
+_ARCHIVE_MAGICS = (b"PK\x03\x04", b"PK\x05\x06", b"PK\x07\x08", b"\x1f\x8b", b"7z\xbc\xaf", b"Rar!", b"BZh",
+                   b"\xfd7zXZ\x00", b"\x28\xb5\x2f\xfd")
 
 
 def sniff(head: bytes) -> MediaType:
@@ -63,14 +66,14 @@ def sniff(head: bytes) -> MediaType:
         return QUICKTIME  # old QuickTime files without an ftyp box
     if head.startswith(b"\x1a\x45\xdf\xa3"):
         return WEBM if b"webm" in head else MATROSKA
+    if head.startswith(_ARCHIVE_MAGICS):
+        raise BadInput("an archive or compressed file: archives are not expanded; upload the files in it")
     raise BadInput(f"not an image or video ({_describe_unknown(head)})")
 
 
 def _describe_unknown(head: bytes) -> str:
     if head.startswith(b"%PDF"):
         return "content looks like a PDF document"
-    if head.startswith((b"PK\x03\x04", b"\x1f\x8b", b"7z\xbc\xaf", b"Rar!")):
-        return "content looks like an archive"
     if head.startswith((b"ID3", b"OggS", b"fLaC")) or (head[:4] == b"RIFF" and head[8:12] == b"WAVE"):
         return "content looks like audio"
     if _looks_like_text(head):

@@ -6,8 +6,9 @@ from typing import Annotated, Literal
 import anyio
 from fastapi import APIRouter, Depends, File, Form, HTTPException, Query, UploadFile
 
-from services.gateway.search import Filters, SearchOptions, combine, frame_vector, run_search
+from services.gateway.search import MAX_EF, Filters, SearchOptions, combine, frame_vector, run_search
 from services.gateway.state import GatewayDep
+from services.gateway.timing import timed
 from shared import catalog
 from shared.schemas import ErrorBody, SearchResponse
 
@@ -39,6 +40,8 @@ def search_options(
     group: Annotated[Literal["video"] | None,
                      Query(description="`video`: one result per video, with its matching moments")] = None,
     collection: Annotated[int | None, Query(description="Only media in this collection (GET /collections)")] = None,
+    ef: Annotated[int | None, Query(ge=1, le=MAX_EF, description="Index search breadth: higher finds more of the "
+                                                                  "true nearest, slower (default: the index's)")] = None,
 ) -> SearchOptions:
     if k > gateway.settings.search_max_k:
         raise HTTPException(422, f"k must be between 1 and {gateway.settings.search_max_k}")
@@ -46,7 +49,7 @@ def search_options(
         raise HTTPException(404, f"no collection with id {collection}")
     return SearchOptions(k=k, offset=offset, min_similarity=min_similarity, group_videos=group == "video",
                          filters=Filters(media_type, folder, _epoch(created_after), _epoch(created_before),
-                                         collection))
+                                         collection), ef=ef)
 
 
 Options = Annotated[SearchOptions, Depends(search_options)]
@@ -68,7 +71,9 @@ async def search_text(q: Annotated[str, Query(description="What to look for, in 
                       gateway: GatewayDep) -> SearchResponse:
     """Text search over every indexed photo and video frame, best match first."""
     text = _query_text(q)
-    return await run_search(gateway, text, await gateway.embedder.embed_text(text), options)
+    with timed("embed"):
+        vector = await gateway.embedder.embed_text(text)
+    return await run_search(gateway, text, vector, options)
 
 
 @router.post("/image", response_model=SearchResponse, responses={400: {"model": ErrorBody}, 413: {"model": ErrorBody}})
@@ -84,9 +89,10 @@ async def search_image(file: Annotated[UploadFile, File(description="The query i
     if not data:
         raise HTTPException(400, "the query image is empty (0 bytes)")
     name = file.filename or "query image"
-    vectors = [await gateway.embedder.embed_query_image(data, name)]
-    if text is not None:
-        vectors.append(await gateway.embedder.embed_text(text))
+    with timed("embed"):
+        vectors = [await gateway.embedder.embed_query_image(data, name)]
+        if text is not None:
+            vectors.append(await gateway.embedder.embed_text(text))
     label = f"image:{name}" + (f" + {text}" if text else "")
     return await run_search(gateway, label, combine(vectors), options)
 

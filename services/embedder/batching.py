@@ -1,0 +1,113 @@
+"""Dynamic batching: items from concurrent requests share one forward pass.
+
+Requests put single items (a preprocessed image or a text) on a queue and wait on a future. One
+dedicated inference thread takes the first waiting item, keeps collecting until it has ``max_batch``
+items or ``max_wait_s`` has passed (whatever is already queued is always taken, up to ``max_batch``),
+then runs one forward pass per kind and resolves the futures. The event loop never runs the model.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections import Counter
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+
+from services.embedder.model import ClipEmbedder
+
+log = logging.getLogger("mediasearch.embedder")
+
+Kind = Literal["image", "text"]
+
+
+@dataclass
+class _Item:
+    kind: Kind
+    payload: np.ndarray | str
+    future: Future = field(default_factory=Future)
+
+
+@dataclass
+class BatchStats:
+    batches_run: int = 0
+    images_embedded: int = 0
+    texts_embedded: int = 0
+    batch_sizes: Counter = field(default_factory=Counter)
+    inference_seconds: float = 0.0
+
+
+class DynamicBatcher:
+    def __init__(self, model: ClipEmbedder, max_batch: int, max_wait_s: float):
+        self.model = model
+        self.max_batch = max_batch
+        self.max_wait_s = max_wait_s
+        self.stats = BatchStats()
+        self._queue: queue.Queue[_Item | None] = queue.Queue()
+        self._thread = threading.Thread(target=self._run, name="embedder-inference", daemon=True)
+        self._thread.start()
+
+    def submit(self, kind: Kind, payload: np.ndarray | str) -> Future:
+        item = _Item(kind, payload)
+        self._queue.put(item)
+        return item.future
+
+    def queue_depth(self) -> int:
+        return self._queue.qsize()
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join(timeout=60)
+
+    def _collect(self, first: _Item) -> tuple[list[_Item], bool]:
+        """The batch that starts with ``first``; the flag says the queue asked us to stop."""
+        batch = [first]
+        deadline = time.monotonic() + self.max_wait_s
+        while len(batch) < self.max_batch:
+            remaining = deadline - time.monotonic()
+            try:
+                item = self._queue.get(timeout=remaining) if remaining > 0 else self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is None:
+                return batch, True
+            batch.append(item)
+        return batch, False
+
+    def _run(self) -> None:
+        stopping = False
+        while not stopping:
+            first = self._queue.get()
+            if first is None:
+                return
+            batch, stopping = self._collect(first)
+            started = time.perf_counter()
+            # Texts first: they are interactive queries, cheap next to a batch of images.
+            for kind in ("text", "image"):
+                items = [item for item in batch if item.kind == kind]
+                if items:
+                    self._forward(kind, items)
+            self.stats.inference_seconds += time.perf_counter() - started
+            self.stats.batches_run += 1
+            self.stats.batch_sizes[len(batch)] += 1
+
+    def _forward(self, kind: Kind, items: list[_Item]) -> None:
+        try:
+            if kind == "text":
+                vectors = self.model.embed_texts([item.payload for item in items])
+                self.stats.texts_embedded += len(items)
+            else:
+                vectors = self.model.embed_pixels(np.stack([item.payload for item in items]))
+                self.stats.images_embedded += len(items)
+        except Exception as exc:  # a failed forward fails its requests, never the inference thread
+            log.exception("forward pass of %d %s items failed", len(items), kind)
+            for item in items:
+                item.future.set_exception(exc)
+            return
+        for item, vector in zip(items, vectors):
+            item.future.set_result(vector)

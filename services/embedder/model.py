@@ -1,0 +1,203 @@
+"""CLIP loaded once: image preprocessing, image and text forward passes, L2-normalised float32 output.
+
+Weights come from a local directory or the Hugging Face cache, never from the network. With
+``random_weights`` the real architecture is built from its config under a fixed seed, so every
+restart produces the same vectors (tests, benchmarks, development without weights).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+# Weights come from a local directory or the cache, never from the network at run time.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+RANDOM_WEIGHTS_PREFIX = "random-weights:"
+RANDOM_WEIGHTS_SEED = 0
+_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+
+
+class ModelUnavailable(RuntimeError):
+    """The model cannot be loaded; the message is one line saying where we looked and what to do."""
+
+
+class BadImage(ValueError):
+    """Bytes that are not a decodable image."""
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    """CLIP's image preprocessing: shortest side to ``resize`` (bicubic), centre crop, normalise."""
+
+    resize: int
+    crop: int
+    mean: np.ndarray
+    std: np.ndarray
+
+    @classmethod
+    def from_config(cls, config: dict) -> Preprocess:
+        size = config.get("size", {})
+        resize = size.get("shortest_edge", size) if isinstance(size, dict) else size
+        crop = config.get("crop_size", {})
+        crop = crop.get("height", resize) if isinstance(crop, dict) else crop
+        return cls(int(resize), int(crop), np.asarray(config["image_mean"], dtype=np.float32),
+                   np.asarray(config["image_std"], dtype=np.float32))
+
+    def __call__(self, data: bytes) -> np.ndarray:
+        """Encoded image bytes -> float32 ``(3, crop, crop)`` model input. Raises BadImage."""
+        try:
+            image = Image.open(io.BytesIO(data))
+        except UnidentifiedImageError:
+            raise BadImage("not an image (unknown format or corrupt header)") from None
+        except (OSError, ValueError, Image.DecompressionBombError) as exc:
+            raise BadImage(f"not a readable image ({exc})") from None
+        limit = Image.MAX_IMAGE_PIXELS
+        if limit and image.width * image.height > limit:
+            raise BadImage(f"{image.width}x{image.height} pixels is more than the limit of {limit} "
+                           "(MEDIASEARCH_MAX_IMAGE_PIXELS)")
+        try:
+            # JPEG can decode straight at a reduced scale; it never goes below the size we resize to.
+            image.draft("RGB", _size_for_shortest_side(image.size, self.resize))
+            image = image.convert("RGB")
+        except (OSError, ValueError) as exc:
+            raise BadImage(f"not a readable image ({exc})") from None
+        width, height = image.size
+        scale = self.resize / min(width, height)
+        new_size = (max(self.crop, round(width * scale)), max(self.crop, round(height * scale)))
+        image = image.resize(new_size, Image.Resampling.BICUBIC)
+        left, top = (new_size[0] - self.crop) // 2, (new_size[1] - self.crop) // 2
+        image = image.crop((left, top, left + self.crop, top + self.crop))
+        pixels = np.asarray(image, dtype=np.float32) * (1 / 255)
+        pixels = (pixels - self.mean) / self.std
+        return np.ascontiguousarray(pixels.transpose(2, 0, 1))
+
+
+def _size_for_shortest_side(size: tuple[int, int], shortest: int) -> tuple[int, int]:
+    width, height = size
+    scale = shortest / max(1, min(width, height))
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def physical_cores() -> int:
+    """Physical cores this process may run on (hyper-threads share one core's FPU, so count cores)."""
+    allowed = os.sched_getaffinity(0)
+    cores = set()
+    for cpu in allowed:
+        topology = Path(f"/sys/devices/system/cpu/cpu{cpu}/topology")
+        try:
+            cores.add(((topology / "physical_package_id").read_text().strip(),
+                       (topology / "core_id").read_text().strip()))
+        except OSError:
+            return len(allowed)
+    return max(1, len(cores))
+
+
+def pick_device(wanted: str) -> torch.device:
+    if wanted == "cuda" or (wanted == "auto" and torch.cuda.is_available()):
+        if not torch.cuda.is_available():
+            raise ModelUnavailable("MEDIASEARCH_DEVICE=cuda but torch sees no CUDA device")
+        return torch.device("cuda")
+    return torch.device("cpu")
+
+
+class ClipEmbedder:
+    """The loaded model. Not thread-safe: one inference thread calls ``embed_*``."""
+
+    def __init__(self, source: str, random_weights: bool = False, device: str = "auto", threads: int = 0,
+                 int8: bool = False):
+        from transformers import CLIPConfig, CLIPModel, CLIPTokenizer
+        from transformers.utils import cached_file
+
+        self.device = pick_device(device)
+        if self.device.type == "cpu":
+            torch.set_num_threads(threads or physical_cores())
+        local = Path(source).expanduser()
+        name = local.name if local.is_dir() else source
+        self.real_weights = not random_weights
+        self.model_id = name if self.real_weights else RANDOM_WEIGHTS_PREFIX + name
+        path = str(local) if local.is_dir() else source
+        try:
+            if random_weights:
+                config = CLIPConfig.from_pretrained(path, local_files_only=True)
+                with torch.random.fork_rng(devices=[]):
+                    torch.manual_seed(RANDOM_WEIGHTS_SEED)
+                    model = CLIPModel(config)
+            else:
+                model = CLIPModel.from_pretrained(path, local_files_only=True)
+            self.tokenizer = CLIPTokenizer.from_pretrained(path, local_files_only=True)
+            preprocessor = json.loads(Path(cached_file(path, "preprocessor_config.json",
+                                                       local_files_only=True)).read_text())
+        except (OSError, ValueError) as exc:
+            raise ModelUnavailable(_missing_weights_line(source, local, random_weights, exc)) from None
+        self.preprocess = Preprocess.from_config(preprocessor)
+        self.dim = int(model.config.projection_dim)
+        self.max_text_tokens = int(model.config.text_config.max_position_embeddings)
+        model.eval()
+        self.dtype = torch.float32
+        if self.device.type == "cuda":
+            self.dtype = torch.float16
+            model = model.half()
+        elif int8:
+            model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+        self.model = model.to(self.device)
+        self.precision = "int8" if int8 and self.device.type == "cpu" else str(self.dtype).removeprefix("torch.")
+
+    @property
+    def device_name(self) -> str:
+        return f"{self.device.type} ({self.precision}, {torch.get_num_threads()} threads)" \
+            if self.device.type == "cpu" else f"cuda:{torch.cuda.get_device_name()} ({self.precision})"
+
+    @torch.inference_mode()
+    def embed_pixels(self, pixels: np.ndarray) -> np.ndarray:
+        """``(n, 3, h, w)`` preprocessed images -> ``(n, dim)`` unit vectors."""
+        tensor = torch.from_numpy(pixels).to(self.device, dtype=self.dtype, non_blocking=True)
+        pooled = self.model.vision_model(pixel_values=tensor).pooler_output
+        return _normalised(self.model.visual_projection(pooled))
+
+    @torch.inference_mode()
+    def embed_texts(self, texts: list[str]) -> np.ndarray:
+        tokens = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_text_tokens,
+                                return_tensors="pt").to(self.device)
+        pooled = self.model.text_model(input_ids=tokens["input_ids"],
+                                       attention_mask=tokens["attention_mask"]).pooler_output
+        return _normalised(self.model.text_projection(pooled))
+
+    def warm_up(self) -> None:
+        """One dummy forward of each tower so the first real request does not pay for lazy set-up."""
+        self.embed_pixels(np.zeros((1, 3, self.preprocess.crop, self.preprocess.crop), dtype=np.float32))
+        self.embed_texts(["a photo"])
+
+
+def _normalised(features: torch.Tensor) -> np.ndarray:
+    features = features.float()
+    features = features / features.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+    return features.cpu().numpy()
+
+
+def _missing_weights_line(source: str, local: Path, random_weights: bool, exc: Exception) -> str:
+    from huggingface_hub.constants import HF_HUB_CACHE
+
+    wanted = "its config" if random_weights else "its weights"
+    if local.is_dir():
+        where = f"the local directory {local}"
+        if not random_weights and not any((local / name).exists() for name in _WEIGHT_FILES):
+            where += f", which has no {' or '.join(_WEIGHT_FILES)}"
+        else:  # the files are there but do not load: say why
+            where += f" ({' '.join(str(exc).split())[:300] or type(exc).__name__})"
+    elif source.startswith(("/", ".", "~")):
+        where = f"{source}, which is not a directory"
+    else:
+        where = f"the Hugging Face cache {HF_HUB_CACHE}, which has no offline copy of {source!r}"
+    hub_id = source if not source.startswith(("/", ".", "~")) else "openai/clip-vit-base-patch32"
+    return (f"CLIP model not available: looked for {wanted} in {where}. To provide it, set "
+            "MEDIASEARCH_CLIP_MODEL to a local directory with the weights, or download the model into the "
+            f"model cache on a machine with internet (huggingface-cli download {hub_id}), or set "
+            "MEDIASEARCH_CLIP_RANDOM_WEIGHTS=1 for development (meaningless vectors).")

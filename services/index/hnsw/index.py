@@ -1,0 +1,555 @@
+"""``HNSWIndex``: approximate k-NN by cosine similarity over L2-normalised float32 vectors.
+
+Ids and vectors
+    A node id is a row number. An index holds the ids ``id_offset + k * id_stride`` (k >= 0), so a
+    shard that owns ``row % shard_count == shard_id`` uses ``id_stride=shard_count,
+    id_offset=shard_id`` and its graph costs memory for its own rows only. With ``vectors=`` (a 2-D,
+    C-contiguous float32 array or memmap, e.g. the shared vectors store) the index never copies
+    vectors: ``add(ids=rows)`` reads row ``id`` of that matrix, ``attach_vectors`` swaps in a longer
+    one as rows get committed, and snapshots hold the graph only. Without it the index keeps its own
+    growable float32 copy (standalone use, tests, benchmarks) and persists it.
+
+Persistence (formats in ``persistence.py``)
+    ``save(path)`` writes an atomic, checksummed snapshot; ``HNSWIndex.load(path)`` reads it and
+    replays ``path + ".log"`` if present. ``HNSWIndex.open(path, dim=...)`` is the durable mode: it
+    loads (or creates) the index and attaches that log, so every ``add``/``delete`` is appended and
+    fsynced before it returns, and ``save()`` with no argument then snapshots to ``path`` and empties
+    the log. A crash therefore loses nothing acknowledged; a torn last log record is ignored.
+
+Deletes
+    ``delete`` sets tombstones: tombstoned nodes are still walked through but never returned. When
+    tombstones pass ``PURGE_SHARE`` of the graph (or on ``purge_deleted()``) every list that points at
+    one is rebuilt from the live neighbours and the neighbours of the deleted ones, and the deleted
+    slots leave the graph (their upper-layer rows are reclaimed; re-adding the id inserts it anew).
+
+Filters
+    ``search(..., filter=ids)`` takes an allow-list of ids, or a boolean array indexed by id. When the
+    allowed live set is small relative to the graph the query is answered by an exact scan over it;
+    otherwise the graph search keeps walking until it has ``ef`` allowed results, and any row that
+    still has fewer than ``min(k, allowed)`` falls back to the exact scan.
+
+Thread safety
+    Every method may be called from any thread. Searches run concurrently with each other (the
+    compiled kernels release the GIL) and take a shared lock; graph changes take it exclusively,
+    ``INSERT_CHUNK`` inserted nodes at a time, so a search waits at most one chunk and never sees a
+    half-linked node. ``add``, ``delete``, ``purge_deleted``, ``save`` and ``attach_vectors`` are
+    serialised with each other; ``save`` does not block searches.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from pathlib import Path
+from typing import Self
+
+import numpy as np
+
+from . import _kernels as kernels
+from .locking import ReadWriteLock
+from .persistence import (
+    RECORD_ADD,
+    RECORD_DELETE,
+    IndexFileError,
+    IndexParams,
+    Snapshot,
+    WriteAheadLog,
+    read_log,
+    read_snapshot,
+    write_snapshot,
+)
+
+DEFAULT_EF_SEARCH = 64
+INSERT_CHUNK = 64
+REPAIR_CHUNK = 4096
+PURGE_SHARE = 0.1
+MAX_LEVEL = 30
+# Exact scan when allowed**2 <= FILTER_EXACT_COST * ef * live: a filtered graph walk visits about
+# (visits per unfiltered query) / (allowed share) nodes at random, an exact scan reads `allowed` rows in order.
+FILTER_EXACT_COST = 30
+_NO_FILTER = np.zeros(1, dtype=np.uint8)
+
+
+def log_path_for(path: Path) -> Path:
+    return Path(f"{path}.log")
+
+
+def _splitmix64(values: np.ndarray) -> np.ndarray:
+    with np.errstate(over="ignore"):
+        z = values + np.uint64(0x9E3779B97F4A7C15)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return z ^ (z >> np.uint64(31))
+
+
+def _compact_upper(levels: np.ndarray, upper_start: np.ndarray, upper: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Upper-layer rows of the nodes in the graph only, packed in slot order, and their new starts."""
+    nodes = np.flatnonzero(levels > 0)
+    counts = levels[nodes].astype(np.int64)
+    new_starts = np.cumsum(counts) - counts
+    within = np.arange(int(counts.sum())) - np.repeat(new_starts, counts)
+    packed = upper[np.repeat(upper_start[nodes].astype(np.int64), counts) + within]
+    starts = np.zeros(len(levels), dtype=np.int32)
+    starts[nodes] = new_starts
+    return packed, starts
+
+
+class HNSWIndex:
+    def __init__(self, dim: int, m: int = 16, ef_construction: int = 200, seed: int = 0, *,
+                 vectors: np.ndarray | None = None, id_stride: int = 1, id_offset: int = 0,
+                 ef_search: int = DEFAULT_EF_SEARCH):
+        if dim < 1 or m < 2 or ef_construction < 1 or ef_search < 1:
+            raise ValueError("dim >= 1, m >= 2, ef_construction >= 1 and ef_search >= 1 are required")
+        if id_stride < 1 or id_offset < 0:
+            raise ValueError("id_stride must be >= 1 and id_offset >= 0")
+        self.dim = dim
+        self.m = m
+        self.ef_construction = ef_construction
+        self.seed = seed
+        self.ef_search = ef_search
+        self.id_stride = id_stride
+        self.id_offset = id_offset
+        self._level_scale = 1.0 / math.log(m)
+        self._seed_hash = _splitmix64(np.array([seed % 2**64], dtype=np.uint64))[0]
+        self._own_vectors = vectors is None
+        self._vectors = np.empty((0, dim), dtype=np.float32) if vectors is None else self._checked(vectors)
+        self._links0 = np.zeros((0, 2 * m + 1), dtype=np.int32)
+        self._upper = np.zeros((0, m + 1), dtype=np.int32)
+        self._upper_start = np.zeros(0, dtype=np.int32)
+        self._levels = np.full(0, -1, dtype=np.int8)
+        self._deleted = np.zeros(0, dtype=np.uint8)
+        self._state = np.array([-1, -1], dtype=np.int64)  # entry point, its level
+        self._slots = 0  # one past the highest slot ever added
+        self._upper_rows = 0
+        self._n_in_graph = 0
+        self._n_tombstones = 0
+        self._rw = ReadWriteLock()
+        self._mutation = threading.Lock()
+        self._scratch_pool: list[tuple[np.ndarray, ...]] = []
+        self._scratch_pool_lock = threading.Lock()
+        self._log: WriteAheadLog | None = None
+        self._log_seq = 0
+        self._snapshot_path: Path | None = None
+
+    # -- public API ------------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return self._n_in_graph - self._n_tombstones
+
+    def add(self, vectors: np.ndarray | None = None, ids: np.ndarray | None = None) -> np.ndarray:
+        """Insert vectors (own storage) or rows of the attached matrix (``ids`` only); returns the ids.
+        Ids must not be live already; a deleted id may be added again."""
+        with self._mutation:
+            return self._add_locked(vectors, ids)
+
+    def delete(self, ids) -> int:
+        """Tombstone the given ids; ids that are not live are ignored. Returns how many were deleted."""
+        with self._mutation:
+            return self._delete_locked(np.asarray(ids, dtype=np.int64).ravel())
+
+    def purge_deleted(self) -> None:
+        """Drop all tombstoned nodes from the graph now, rebuilding the lists that pointed at them."""
+        with self._mutation:
+            self._purge_locked()
+
+    def contains(self, ids) -> np.ndarray:
+        """For each id, whether it is live in the index."""
+        with self._rw.read():
+            return self._live(np.asarray(ids, dtype=np.int64))
+
+    def search(self, query: np.ndarray, k: int = 10, ef: int | None = None,
+               filter=None) -> tuple[np.ndarray, np.ndarray]:
+        """The ``k`` nearest live ids by cosine similarity (descending) and their similarities.
+
+        ``query`` is one vector (returns 1-D arrays holding only the results found) or a 2-D batch
+        whose rows are answered independently (returns ``(n, k)`` arrays padded with -1 / -inf).
+        ``ef`` (default ``self.ef_search``, at least k) trades speed for recall. ``filter``: None,
+        an allow-list of ids, or a boolean array indexed by id."""
+        queries = np.asarray(query, dtype=np.float32)
+        single = queries.ndim == 1
+        queries = np.ascontiguousarray(queries.reshape(1, -1) if single else queries)
+        if queries.ndim != 2 or queries.shape[1] != self.dim:
+            raise ValueError(f"query has shape {np.shape(query)}; this index holds {self.dim}-d vectors")
+        if k < 1:
+            raise ValueError("k must be >= 1")
+        ef = max(int(self.ef_search if ef is None else ef), k)
+        out_slots = np.empty((len(queries), k), dtype=np.int32)
+        out_similarities = np.empty((len(queries), k), dtype=np.float32)
+        with self._rw.read():
+            if filter is None:
+                self._search_graph(queries, k, ef, _NO_FILTER, False, out_slots, out_similarities)
+            else:
+                self._search_filtered(queries, k, ef, filter, out_slots, out_similarities)
+        ids = np.where(out_slots >= 0, out_slots.astype(np.int64) * self.id_stride + self.id_offset, -1)
+        if single:
+            found = ids[0] >= 0
+            return ids[0][found], out_similarities[0][found]
+        return ids, out_similarities
+
+    def attach_vectors(self, vectors: np.ndarray) -> None:
+        """Read vectors from this matrix from now on (e.g. a longer view of the shared store)."""
+        if self._own_vectors:
+            raise ValueError("this index stores its own vectors; it has no external matrix to replace")
+        vectors = self._checked(vectors)
+        with self._mutation:
+            if self._slots and len(vectors) <= self._row_of(self._slots - 1):
+                raise ValueError(f"the new matrix has {len(vectors)} rows; the index already holds row "
+                                 f"{self._row_of(self._slots - 1)}")
+            with self._rw.write():
+                self._vectors = vectors
+
+    @property
+    def graph_nbytes(self) -> int:
+        """Bytes of the graph structure for the slots in use (vectors excluded)."""
+        slots = self._slots
+        return int(self._links0[:slots].nbytes + self._upper[: self._upper_rows].nbytes
+                   + self._upper_start[:slots].nbytes + self._levels[:slots].nbytes
+                   + self._deleted[:slots].nbytes)
+
+    # -- persistence -----------------------------------------------------------------------------
+    def save(self, path: str | Path | None = None) -> None:
+        """Write a snapshot atomically. With the path given to ``open`` (or none), also empty the log."""
+        if path is None:
+            if self._snapshot_path is None:
+                raise ValueError("no path: give one, or use HNSWIndex.open(path) first")
+            path = self._snapshot_path
+        path = Path(path)
+        with self._mutation:
+            slots = self._slots
+            levels = self._levels[:slots]
+            upper, upper_start = _compact_upper(levels, self._upper_start[:slots], self._upper)
+            snapshot = Snapshot(self._params(), int(self._state[0]), int(self._state[1]), self._log_seq,
+                                levels, self._deleted[:slots], upper_start, self._links0[:slots], upper,
+                                self._vectors[:slots] if self._own_vectors else None)
+            write_snapshot(path, snapshot.params, snapshot)
+            if self._log is not None and path.resolve() == self._snapshot_path.resolve():
+                self._log.reset()
+
+    @classmethod
+    def load(cls, path: str | Path, vectors: np.ndarray | None = None) -> HNSWIndex:
+        """Read the snapshot at ``path`` and replay ``path + ".log"`` (either may be missing, not both).
+        ``vectors`` is required exactly when the index was built over an external matrix."""
+        index, _ = cls._recover(Path(path), vectors)
+        return index
+
+    @classmethod
+    def open(cls, path: str | Path, dim: int | None = None, m: int = 16, ef_construction: int = 200,
+             seed: int = 0, *, vectors: np.ndarray | None = None, id_stride: int = 1, id_offset: int = 0,
+             ef_search: int = DEFAULT_EF_SEARCH, fsync: bool = True) -> HNSWIndex:
+        """Durable mode: load the index at ``path`` (snapshot and log) or create it, then log every
+        change to ``path + ".log"`` before acknowledging it. The other arguments only shape a new
+        index; ``dim``, if given for an existing one, must match."""
+        path = Path(path)
+        log_path = log_path_for(path)
+        if path.exists() or log_path.exists():
+            index, log_length = cls._recover(path, vectors)
+            if dim is not None and dim != index.dim:
+                raise ValueError(f"{path} holds {index.dim}-d vectors, not {dim}-d")
+            if log_length is None:
+                index._log = WriteAheadLog.create(log_path, index._params(), fsync)
+            else:
+                index._log = WriteAheadLog.reopen(log_path, index._params(), log_length, fsync)
+        else:
+            if dim is None:
+                raise ValueError(f"{path} does not exist: give dim to create a new index")
+            index = cls(dim, m, ef_construction, seed, vectors=vectors, id_stride=id_stride,
+                        id_offset=id_offset, ef_search=ef_search)
+            index._log = WriteAheadLog.create(log_path, index._params(), fsync)
+        index._snapshot_path = path
+        return index
+
+    def close(self) -> None:
+        """Stop logging (the index stays usable in memory)."""
+        with self._mutation:
+            if self._log is not None:
+                self._log.close()
+                self._log = None
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    @classmethod
+    def _recover(cls, path: Path, vectors: np.ndarray | None) -> tuple[HNSWIndex, int | None]:
+        log_path = log_path_for(path)
+        snapshot = read_snapshot(path) if path.exists() else None
+        log = read_log(log_path) if log_path.exists() else None
+        if snapshot is None and log is None:
+            raise FileNotFoundError(f"{path}: no index snapshot and no log {log_path.name}")
+        params = snapshot.params if snapshot is not None else log[0]
+        if log is not None and log[0] != params:
+            raise IndexFileError(f"{log_path}: belongs to another index (its parameters differ from {path})")
+        if params.own_vectors and vectors is not None:
+            raise ValueError(f"{path}: this index stores its own vectors; do not pass vectors=")
+        if not params.own_vectors and vectors is None:
+            raise ValueError(f"{path}: this index reads an external vectors matrix; pass vectors=")
+        index = cls(params.dim, params.m, params.ef_construction, params.seed, vectors=vectors,
+                    id_stride=params.id_stride, id_offset=params.id_offset, ef_search=params.ef_search)
+        if snapshot is not None:
+            index._restore(snapshot)
+        if log is None:
+            return index, None
+        _, records, log_length = log
+        for record in records:
+            if record.seq <= index._log_seq:
+                continue  # already in the snapshot
+            try:
+                if record.kind == RECORD_ADD:
+                    index._add_locked(record.vectors, record.ids)
+                else:
+                    index._delete_locked(record.ids)
+            except ValueError as exc:
+                raise IndexFileError(f"{log_path}: record {record.seq} cannot be replayed: {exc}") from exc
+            index._log_seq = record.seq
+        return index, log_length
+
+    def _restore(self, snapshot: Snapshot) -> None:
+        slots = len(snapshot.levels)
+        self._levels = snapshot.levels
+        self._deleted = snapshot.deleted
+        self._upper_start = snapshot.upper_start
+        self._links0 = snapshot.links0
+        self._upper = snapshot.upper
+        self._upper_rows = len(snapshot.upper)
+        self._state[:] = (snapshot.entry, snapshot.max_level)
+        self._slots = slots
+        self._n_in_graph = int(np.count_nonzero(snapshot.levels >= 0))
+        self._n_tombstones = int(np.count_nonzero(snapshot.deleted))
+        self._log_seq = snapshot.last_log_seq
+        if self._own_vectors:
+            self._vectors = snapshot.vectors
+        elif slots and len(self._vectors) <= self._row_of(slots - 1):
+            raise ValueError(f"the vectors matrix has {len(self._vectors)} rows; the index holds row "
+                             f"{self._row_of(slots - 1)}")
+
+    def _params(self) -> IndexParams:
+        return IndexParams(self.dim, self.m, self.ef_construction, self.ef_search, self.seed,
+                           self._own_vectors, self.id_stride, self.id_offset)
+
+    # -- mutations (caller holds self._mutation) -------------------------------------------------
+    def _add_locked(self, vectors: np.ndarray | None, ids) -> np.ndarray:
+        if self._own_vectors:
+            if vectors is None:
+                raise ValueError("this index stores its own vectors: pass vectors")
+            vectors = np.asarray(vectors, dtype=np.float32)
+            vectors = np.ascontiguousarray(vectors.reshape(1, -1) if vectors.ndim == 1 else vectors)
+            if vectors.ndim != 2 or vectors.shape[1] != self.dim:
+                raise ValueError(f"expected ({self.dim},) or (n, {self.dim}) vectors, got {vectors.shape}")
+            if not np.isfinite(vectors).all():
+                raise ValueError("vectors must be finite")
+            if ids is None:
+                ids = self._id_of(self._slots + np.arange(len(vectors), dtype=np.int64))
+        elif vectors is not None:
+            raise ValueError("this index reads vectors from its attached matrix: pass ids only")
+        elif ids is None:
+            raise ValueError("this index reads vectors from its attached matrix: pass ids (rows)")
+        ids = np.atleast_1d(np.asarray(ids, dtype=np.int64))
+        if ids.ndim != 1 or (vectors is not None and len(ids) != len(vectors)):
+            raise ValueError("ids must be 1-D and match the vectors one to one")
+        if len(ids) == 0:
+            return ids
+        slots, valid = self._slots_of(ids)
+        if not valid.all():
+            raise ValueError(f"id {ids[~valid][0]} is not of the form {self.id_offset} + k * {self.id_stride}")
+        if len(np.unique(slots)) != len(slots):
+            raise ValueError("ids repeat within the batch")
+        if slots.max() >= np.iinfo(np.int32).max:
+            raise ValueError("id too large")
+        present = self._live(ids)
+        if present.any():
+            raise ValueError(f"id {ids[present][0]} is already in the index (delete it first)")
+        if not self._own_vectors and self._row_of(int(slots.max())) >= len(self._vectors):
+            raise ValueError(f"row {self._row_of(int(slots.max()))} is beyond the attached vectors "
+                             f"({len(self._vectors)} rows): attach a longer matrix first")
+        known = slots < self._slots
+        if known.any() and self._deleted[slots[known]].any():
+            self._purge_locked()  # re-added ids must leave the graph before they come back
+        if self._log is not None:
+            self._log_seq += 1
+            self._log.append(RECORD_ADD, self._log_seq, ids, vectors if self._own_vectors else None)
+        self._insert(slots.astype(np.int32), vectors)
+        return ids
+
+    def _insert(self, slots: np.ndarray, vectors: np.ndarray | None) -> None:
+        levels = self._draw_levels(self._id_of(slots.astype(np.int64)))
+        with self._rw.write():
+            self._reserve_slots(int(slots.max()) + 1)
+            if self._own_vectors:
+                self._vectors[slots] = vectors
+            first_rows = self._upper_rows + np.cumsum(levels) - levels
+            self._reserve_upper_rows(self._upper_rows + int(levels.sum()))
+            self._upper_start[slots] = first_rows
+            self._upper_rows += int(levels.sum())
+            self._slots = max(self._slots, int(slots.max()) + 1)
+        scratch = self._take_scratch()
+        try:
+            for first in range(0, len(slots), INSERT_CHUNK):
+                chunk = slice(first, first + INSERT_CHUNK)
+                with self._rw.write():
+                    kernels.insert_batch(
+                        slots[chunk], levels[chunk], self.m, self.ef_construction, self._vectors,
+                        *self._row_map(), self._links0, self._upper, self._upper_start, self._levels,
+                        self._deleted, self._state, self._n_tombstones > 0, *scratch)
+                    self._n_in_graph += len(slots[chunk])
+        finally:
+            self._give_back_scratch(scratch)
+
+    def _delete_locked(self, ids: np.ndarray) -> int:
+        ids = np.unique(ids)
+        live = self._live(ids)
+        if not live.any():
+            return 0
+        ids = ids[live]
+        if self._log is not None:
+            self._log_seq += 1
+            self._log.append(RECORD_DELETE, self._log_seq, ids)
+        slots, _ = self._slots_of(ids)
+        with self._rw.write():
+            self._deleted[slots] = 1
+            self._n_tombstones += len(slots)
+        if self._n_tombstones > PURGE_SHARE * self._n_in_graph:
+            self._purge_locked()
+        return len(ids)
+
+    def _purge_locked(self) -> None:
+        if self._n_tombstones == 0:
+            return
+        scratch = self._take_scratch()
+        try:
+            for first in range(0, self._slots, REPAIR_CHUNK):
+                with self._rw.write():
+                    kernels.repair_links(first, min(first + REPAIR_CHUNK, self._slots), self.m, self._vectors,
+                                         *self._row_map(), self._links0, self._upper, self._upper_start,
+                                         self._levels, self._deleted, *scratch[:2])
+        finally:
+            self._give_back_scratch(scratch)
+        with self._rw.write():
+            dropped = np.flatnonzero(self._deleted[: self._slots])
+            self._levels[dropped] = -1
+            self._links0[dropped, 0] = 0
+            self._deleted[dropped] = 0
+            self._n_in_graph -= len(dropped)
+            self._n_tombstones = 0
+            packed, starts = _compact_upper(self._levels[: self._slots], self._upper_start[: self._slots],
+                                            self._upper)
+            self._upper[: len(packed)] = packed
+            self._upper_start[: self._slots] = starts
+            self._upper_rows = len(packed)
+            if self._state[0] >= 0 and self._levels[self._state[0]] < 0:
+                top = int(np.argmax(self._levels[: self._slots]))
+                self._state[:] = (top, self._levels[top]) if self._levels[top] >= 0 else (-1, -1)
+
+    # -- searching (caller holds the read lock) --------------------------------------------------
+    def _search_graph(self, queries, k, ef, allowed, use_allowed, out_slots, out_similarities) -> None:
+        scratch = self._take_scratch()
+        try:
+            kernels.search_batch(queries, k, ef, self._vectors, *self._row_map(), self._links0, self._upper,
+                                 self._upper_start, self._deleted, self._state, allowed, use_allowed,
+                                 use_allowed or self._n_tombstones > 0, *scratch, out_slots, out_similarities)
+        finally:
+            self._give_back_scratch(scratch)
+
+    def _search_filtered(self, queries, k, ef, filter, out_slots, out_similarities) -> None:
+        filter = np.asarray(filter)
+        ids = np.flatnonzero(filter) if filter.dtype == bool else filter.astype(np.int64).ravel()
+        slots, valid = self._slots_of(ids)
+        slots = slots[valid & (slots < self._slots)]
+        allowed_slots = np.unique(slots[(self._levels[slots] >= 0) & (self._deleted[slots] == 0)]).astype(np.int32)
+        n_allowed = len(allowed_slots)
+        if n_allowed**2 <= FILTER_EXACT_COST * ef * len(self):
+            kernels.exact_search(queries, k, allowed_slots, self._vectors, *self._row_map(), out_slots,
+                                 out_similarities)
+            return
+        allowed = np.zeros(len(self._levels), dtype=np.uint8)
+        allowed[allowed_slots] = 1
+        self._search_graph(queries, k, ef, allowed, True, out_slots, out_similarities)
+        short = np.flatnonzero((out_slots >= 0).sum(axis=1) < min(k, n_allowed))
+        if len(short):
+            redo_slots = np.empty((len(short), k), dtype=np.int32)
+            redo_similarities = np.empty((len(short), k), dtype=np.float32)
+            kernels.exact_search(np.ascontiguousarray(queries[short]), k, allowed_slots, self._vectors,
+                                 *self._row_map(), redo_slots, redo_similarities)
+            out_slots[short] = redo_slots
+            out_similarities[short] = redo_similarities
+
+    # -- storage helpers -------------------------------------------------------------------------
+    def _live(self, ids: np.ndarray) -> np.ndarray:
+        slots, valid = self._slots_of(ids)
+        valid &= slots < self._slots
+        result = np.zeros(ids.shape, dtype=bool)
+        result[valid] = (self._levels[slots[valid]] >= 0) & (self._deleted[slots[valid]] == 0)
+        return result
+
+    def _checked(self, vectors: np.ndarray) -> np.ndarray:
+        vectors = np.asarray(vectors)  # a memmap stays a view of the same pages
+        if vectors.dtype != np.float32 or vectors.ndim != 2 or vectors.shape[1] != self.dim:
+            raise ValueError(f"vectors must be a float32 (rows, {self.dim}) matrix, got {vectors.dtype} "
+                             f"{vectors.shape}")
+        if not vectors.flags.c_contiguous:
+            raise ValueError("vectors must be C-contiguous (for a shard of rows use id_stride/id_offset "
+                             "on the whole matrix instead of a strided view)")
+        return vectors
+
+    def _slots_of(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        relative = ids - self.id_offset
+        valid = (relative >= 0) & (relative % self.id_stride == 0)
+        return np.where(valid, relative // self.id_stride, 0), valid
+
+    def _id_of(self, slots: np.ndarray) -> np.ndarray:
+        return slots * self.id_stride + self.id_offset
+
+    def _row_of(self, slot: int) -> int:
+        return slot * self.id_stride + self.id_offset
+
+    def _row_map(self) -> tuple[int, int]:
+        """Stride and offset from slot to row of ``self._vectors`` (own storage is indexed by slot)."""
+        return (1, 0) if self._own_vectors else (self.id_stride, self.id_offset)
+
+    def _draw_levels(self, ids: np.ndarray) -> np.ndarray:
+        """hnswlib's level draw, floor(-ln(U) / ln(M)), with U hashed from (seed, id): reproducible
+        whatever the insertion order, and nothing to persist."""
+        bits = _splitmix64(ids.astype(np.uint64) ^ self._seed_hash)
+        uniform = ((bits >> np.uint64(11)).astype(np.float64) + 1.0) * 2.0**-53
+        return np.minimum(np.floor(-np.log(uniform) * self._level_scale), MAX_LEVEL).astype(np.int64)
+
+    def _reserve_slots(self, needed: int) -> None:
+        capacity = len(self._levels)
+        if needed <= capacity:
+            return
+        capacity = max(needed, 2 * capacity)
+
+        def grown(array: np.ndarray, fill) -> np.ndarray:
+            bigger = np.full((capacity,) + array.shape[1:], fill, dtype=array.dtype)
+            bigger[: len(array)] = array
+            return bigger
+
+        self._links0 = grown(self._links0, 0)
+        self._upper_start = grown(self._upper_start, 0)
+        self._levels = grown(self._levels, -1)
+        self._deleted = grown(self._deleted, 0)
+        if self._own_vectors:
+            self._vectors = grown(self._vectors, 0)
+
+    def _reserve_upper_rows(self, needed: int) -> None:
+        if needed <= len(self._upper):
+            return
+        bigger = np.zeros((max(needed, 2 * len(self._upper)), self.m + 1), dtype=np.int32)
+        bigger[: len(self._upper)] = self._upper
+        self._upper = bigger
+
+    def _take_scratch(self) -> tuple[np.ndarray, ...]:
+        """Per-walk working memory covering every slot, one set per concurrent graph walk (hnswlib's
+        visited-list pool): visited tags, the tag counter, the candidate heap's keys and values.
+        Pages of the heap that a walk never reaches are never touched, so never really allocated."""
+        with self._scratch_pool_lock:
+            scratch = self._scratch_pool.pop() if self._scratch_pool else None
+        slots = max(len(self._levels), 1)
+        if scratch is None or len(scratch[0]) < slots:
+            scratch = (np.zeros(slots, dtype=np.uint16), np.zeros(1, dtype=np.int64),
+                       np.empty(slots + 1, dtype=np.float32), np.empty(slots + 1, dtype=np.int32))
+        return scratch
+
+    def _give_back_scratch(self, scratch: tuple[np.ndarray, ...]) -> None:
+        with self._scratch_pool_lock:
+            self._scratch_pool.append(scratch)

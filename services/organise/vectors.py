@@ -1,0 +1,48 @@
+"""The vector that stands for each media item: a photo's frame vector, a video's pooled vector."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from shared import catalog
+from shared.vectors import VectorStore
+
+_readers: dict[Path, VectorStore] = {}
+_readers_lock = threading.Lock()
+
+
+def reader(vectors_dir: Path) -> VectorStore:
+    """A read-only view of the vectors store, opened once per process (it appears with the first embedding)."""
+    with _readers_lock:
+        store = _readers.get(vectors_dir)
+        if store is None:
+            store = _readers[vectors_dir] = VectorStore(vectors_dir)
+        return store
+
+
+def unit(vector: np.ndarray) -> np.ndarray:
+    vector = np.asarray(vector, dtype=np.float32)
+    norm = float(np.linalg.norm(vector))
+    return vector / norm if norm > 0 else vector
+
+
+def media_vectors(conn: sqlite3.Connection, store: VectorStore,
+                  media_ids: list[int] | None = None) -> tuple[list[int], np.ndarray]:
+    """``(media ids, unit vectors (n, dim))`` of the indexed media whose vector is committed."""
+    rows = catalog.media_vector_rows(conn, media_ids)
+    vectors, _ = store.view()
+    ids = sorted(media_id for media_id, row in rows.items() if row < len(vectors))
+    if not ids:
+        return [], np.zeros((0, store.dim), dtype=np.float32)
+    matrix = np.array(vectors[[rows[media_id] for media_id in ids]], dtype=np.float32)
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    return ids, matrix / np.where(norms > 0, norms, 1)
+
+
+def media_vector(conn: sqlite3.Connection, store: VectorStore, media_id: int) -> np.ndarray | None:
+    ids, matrix = media_vectors(conn, store, [media_id])
+    return matrix[0] if ids else None

@@ -1,0 +1,280 @@
+"""The embedder service as a real process (tiny random CLIP) with a real Redis server on free ports."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+import redis
+
+from services.embedder.model import ClipEmbedder
+from services.embedder.pooling import attention_pool
+from services.stack import REPO_ROOT, find_redis_server
+from shared.clients import EmbedderClient
+from shared.schemas import VECTORS_STREAM, EmbedderMetrics
+from shared.vectors import VectorStore, encode_video_owner
+from tests.conftest import PHOTOS, TEST_OUTPUT, free_port, wait_for
+from tests.tiny_clip import REAL_MODEL_DIR, TINY_DIM
+
+PHOTO_NAMES = sorted(os.listdir(PHOTOS))[:8]
+
+
+class EmbedderProcess:
+    def __init__(self, data_dir: Path, model_dir: Path, log_name: str, **settings: str):
+        self.data_dir = data_dir
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "PYTHONUNBUFFERED": "1",
+               "MEDIASEARCH_DATA_DIR": str(data_dir), "MEDIASEARCH_CLIP_MODEL": str(model_dir),
+               "MEDIASEARCH_EMBEDDER_PORT": str(self.port), "MEDIASEARCH_TORCH_THREADS": "1",
+               **{f"MEDIASEARCH_{key.upper()}": value for key, value in settings.items()}}
+        self.log_path = TEST_OUTPUT / "logs" / "embedder" / f"{log_name}.log"
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self.log = open(self.log_path, "wb")  # noqa: SIM115 (open while the process runs; stop() closes it)
+        self.process = subprocess.Popen([sys.executable, "-m", "services.embedder"], env=env, cwd=REPO_ROOT,
+                                        stdout=self.log, stderr=subprocess.STDOUT)
+        self.http = httpx.Client(base_url=self.url, timeout=60)
+        self.client = EmbedderClient(self.url)
+
+    def wait_answering(self) -> httpx.Response:
+        def answer():
+            assert self.process.poll() is None, f"embedder exited; log: {self.log_path}"
+            try:
+                return self.http.get("/health")
+            except httpx.TransportError:
+                return None
+
+        return wait_for(answer, 120, interval=0.1, message=f"embedder on {self.url} to answer")
+
+    def metrics(self) -> EmbedderMetrics:
+        return EmbedderMetrics.model_validate(self.http.get("/metrics").json())
+
+    def stop(self) -> None:
+        self.http.close()
+        self.client.close()
+        self.process.terminate()
+        self.process.wait(timeout=30)
+        self.log.close()
+
+
+@pytest.fixture(scope="module")
+def redis_url(tmp_path_factory):
+    port = free_port()
+    server = subprocess.Popen([find_redis_server(), "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                               "--appendonly", "no", "--dir", str(tmp_path_factory.mktemp("redis"))],
+                              stdout=subprocess.DEVNULL)
+    url = f"redis://127.0.0.1:{port}/0"
+
+    def ping():
+        try:
+            return redis.Redis.from_url(url).ping()
+        except redis.ConnectionError:
+            return False
+
+    wait_for(ping, 30, message="redis-server")
+    yield url
+    server.terminate()
+    server.wait(timeout=30)
+
+
+def put_frames(data_dir: Path, names: list[str]) -> list[str]:
+    """Real photos placed where frames live in the data dir; returns their relative paths."""
+    paths = []
+    for number, name in enumerate(names):
+        relative = f"media/frames/te/photo-{number:05d}.jpg"
+        (data_dir / relative).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(PHOTOS / name, data_dir / relative)
+        paths.append(relative)
+    return paths
+
+
+@pytest.fixture(scope="module")
+def embedder(tmp_path_factory, tiny_clip_dir, redis_url):
+    data_dir = tmp_path_factory.mktemp("embedder-data")
+    # A long collection window so that concurrent requests reliably meet in one batch.
+    service = EmbedderProcess(data_dir, tiny_clip_dir, "main", clip_random_weights="1", redis_url=redis_url,
+                              embed_max_batch="8", embed_max_wait_ms="400")
+    try:
+        assert service.wait_answering().status_code == 200
+        yield service
+    finally:
+        service.stop()
+
+
+def stored_rows(data_dir: Path, rows: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    store = VectorStore(data_dir / "vectors")
+    vectors, owners = store.view()
+    return np.array(vectors[rows]), np.array(owners[rows])
+
+
+# -- the plain functions -------------------------------------------------------------------------------
+def test_attention_pool_matches_formula():
+    rng = np.random.default_rng(3)
+    frames = rng.normal(size=(7, 16))
+    frames /= np.linalg.norm(frames, axis=1, keepdims=True)
+    m = frames.mean(axis=0)
+    logits = [float(f @ m) / 0.08 for f in frames]
+    weights = np.exp(logits) / np.sum(np.exp(logits))
+    expected = sum(w * f for w, f in zip(weights, frames))
+    expected /= np.linalg.norm(expected)
+    np.testing.assert_allclose(attention_pool(frames), expected, atol=1e-6)
+    np.testing.assert_allclose(attention_pool(frames[:1]), frames[0], atol=1e-6)
+    with pytest.raises(ValueError):
+        attention_pool(np.zeros((0, 16)))
+
+
+def test_random_weights_are_the_same_on_every_load(tiny_clip_dir):
+    first = ClipEmbedder(str(tiny_clip_dir), random_weights=True, threads=1)
+    second = ClipEmbedder(str(tiny_clip_dir), random_weights=True, threads=1)
+    assert first.model_id == second.model_id == f"random-weights:{tiny_clip_dir.name}"
+    pixels = np.stack([first.preprocess((PHOTOS / name).read_bytes()) for name in PHOTO_NAMES[:2]])
+    np.testing.assert_array_equal(first.embed_pixels(pixels), second.embed_pixels(pixels))
+    np.testing.assert_array_equal(first.embed_texts(["a dog"]), second.embed_texts(["a dog"]))
+
+
+def test_preprocessing_matches_the_reference_clip_processor(tiny_clip_dir):
+    from PIL import Image
+    from transformers import CLIPImageProcessor
+
+    model = ClipEmbedder(str(tiny_clip_dir), random_weights=True, threads=1)
+    reference = CLIPImageProcessor.from_pretrained(str(tiny_clip_dir), local_files_only=True)
+    ours = np.stack([model.preprocess((PHOTOS / name).read_bytes()) for name in PHOTO_NAMES])
+    theirs = reference(images=[Image.open(PHOTOS / name).convert("RGB") for name in PHOTO_NAMES],
+                       return_tensors="np")["pixel_values"]
+    assert ours.shape == theirs.shape
+    assert np.abs(ours - theirs).mean() < 0.1  # resampling details differ, the picture does not
+    np.testing.assert_allclose(np.sum(model.embed_pixels(ours) * model.embed_pixels(theirs.astype(np.float32)),
+                                      axis=1), 1, atol=0.01)
+
+
+def test_int8_path_agrees_with_fp32(tiny_clip_dir):
+    fp32 = ClipEmbedder(str(tiny_clip_dir), random_weights=True, threads=1)
+    int8 = ClipEmbedder(str(tiny_clip_dir), random_weights=True, threads=1, int8=True)
+    assert int8.precision == "int8" and int8.model_id == fp32.model_id
+    pixels = np.stack([fp32.preprocess((PHOTOS / name).read_bytes()) for name in PHOTO_NAMES])
+    assert np.sum(fp32.embed_pixels(pixels) * int8.embed_pixels(pixels), axis=1).min() >= 0.99
+    texts = ["a dog in the snow", "a red car"]
+    assert np.sum(fp32.embed_texts(texts) * int8.embed_texts(texts), axis=1).min() >= 0.99
+
+
+# -- the service ---------------------------------------------------------------------------------------
+def test_health_reports_the_loaded_model(embedder, tiny_clip_dir):
+    health = embedder.http.get("/health").json()
+    assert health["ready"] is True and health["dim"] == TINY_DIM
+    assert health["model_id"] == f"random-weights:{tiny_clip_dir.name}" and health["real_weights"] is False
+
+
+def test_text_vectors_are_unit_length_and_cached(embedder):
+    before = embedder.metrics()
+    texts = ["a dog in the snow", "a red car", "a dog in the snow"]
+    first = embedder.client.embed_texts(texts)
+    assert first.shape == (3, TINY_DIM)
+    np.testing.assert_allclose(np.linalg.norm(first, axis=1), 1, atol=1e-5)
+    np.testing.assert_array_equal(first[0], first[2])
+    again = embedder.client.embed_texts(["a red car"])
+    np.testing.assert_array_equal(again[0], first[1])
+    after = embedder.metrics()
+    assert after.text_cache_hits >= before.text_cache_hits + 1
+    assert after.texts_embedded == before.texts_embedded + 2  # each distinct text ran through the model once
+
+
+def test_images_are_stored_unit_length_and_announced_on_the_stream(embedder, redis_url):
+    paths = put_frames(embedder.data_dir, PHOTO_NAMES[:3])
+    rows = embedder.client.embed_frames([(100 + i, path) for i, path in enumerate(paths)])
+    assert len(rows) == 3 and rows == list(range(rows[0], rows[0] + 3))
+    vectors, owners = stored_rows(embedder.data_dir, rows)
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-5)
+    assert owners.tolist() == [100, 101, 102]
+    query = embedder.client.embed_query_image((PHOTOS / PHOTO_NAMES[0]).read_bytes())
+    assert float(query @ vectors[0]) > 0.9999  # same photo, same vector, not stored again
+
+    def announced():
+        entries = redis.Redis.from_url(redis_url, decode_responses=True).xrange(VECTORS_STREAM)
+        return [(int(f["start"]), int(f["end"])) for _, f in entries if int(f["start"]) == rows[0]]
+
+    assert wait_for(announced, 10, message="the stream entry") == [(rows[0], rows[-1] + 1)]
+
+
+def test_concurrent_requests_share_one_forward_pass(embedder):
+    paths = put_frames(embedder.data_dir, PHOTO_NAMES[:6])
+    before = embedder.metrics()
+    with ThreadPoolExecutor(len(paths)) as pool:
+        replies = list(pool.map(lambda p: embedder.client.embed_frames([(7, p)]), paths))
+    assert sorted(row for reply in replies for row in reply) == list(range(before.committed_rows,
+                                                                           before.committed_rows + 6))
+    after = embedder.metrics()
+    assert after.images_embedded - before.images_embedded == 6
+    assert after.batches_run - before.batches_run < 6
+    assert after.batch_size_max >= 2
+
+
+def test_video_vector_is_the_attention_pool_of_its_frames(embedder):
+    paths = put_frames(embedder.data_dir, PHOTO_NAMES[3:8])
+    frame_rows = embedder.client.embed_frames([(200 + i, path) for i, path in enumerate(paths)])
+    video_row = embedder.client.embed_video(42, frame_rows)
+    frames, _ = stored_rows(embedder.data_dir, frame_rows)
+    pooled, owners = stored_rows(embedder.data_dir, [video_row])
+    np.testing.assert_allclose(pooled[0], attention_pool(frames), atol=1e-6)
+    assert owners[0] == encode_video_owner(42)
+    # A video vector is not a frame vector, and rows must be committed.
+    for rows in ([video_row], [10**9], []):
+        reply = embedder.http.post("/embed/video", json={"media_id": 42, "rows": rows})
+        assert reply.status_code == 422, reply.text
+
+
+def test_bad_input_gets_a_4xx_and_stores_nothing(embedder):
+    good = put_frames(embedder.data_dir, PHOTO_NAMES[:1])[0]
+    corrupt = "media/frames/te/corrupt.jpg"
+    (embedder.data_dir / corrupt).write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    committed = embedder.metrics().committed_rows
+    for path in (corrupt, "../../../etc/passwd", "/etc/passwd", "media/frames/te/missing.jpg", "media"):
+        reply = embedder.http.post("/embed/images", json={"items": [{"owner": 1, "path": good},
+                                                                    {"owner": 2, "path": path}]})
+        assert reply.status_code == 422, reply.text
+        assert path in reply.json()["detail"]
+    for body in ({"items": []}, {"texts": []}, {"items": [{"owner": "x", "path": good}]}):
+        assert embedder.http.post("/embed/images", json=body).status_code == 422
+    assert embedder.http.post("/embed/text", json={"texts": []}).status_code == 422
+    reply = embedder.http.post("/embed/query-image", files={"file": ("q.jpg", b"GIF89a broken")})
+    assert reply.status_code == 422 and "image" in reply.json()["detail"]
+    assert embedder.http.post("/embed/query-image", files={"file": ("q.jpg", b"")}).status_code == 422
+    assert embedder.metrics().committed_rows == committed
+
+
+def test_restart_gives_the_same_vectors_and_commits_survive_redis_down(embedder, tmp_path, tiny_clip_dir):
+    dead_redis = f"redis://127.0.0.1:{free_port()}/0"
+    other = EmbedderProcess(tmp_path, tiny_clip_dir, "no-redis", clip_random_weights="1", redis_url=dead_redis)
+    try:
+        assert other.wait_answering().status_code == 200
+        text = "a lighthouse at dusk"
+        np.testing.assert_array_equal(other.client.embed_texts([text]), embedder.client.embed_texts([text]))
+        rows = other.client.embed_frames([(1, put_frames(tmp_path, PHOTO_NAMES[:1])[0])])
+        assert rows == [0]
+        metrics = other.metrics()
+        assert metrics.committed_rows == 1 and metrics.stream_errors == 1
+    finally:
+        other.stop()
+
+
+def test_missing_weights_gives_503_with_one_clear_line(tmp_path):
+    service = EmbedderProcess(tmp_path, REAL_MODEL_DIR, "missing-weights", clip_random_weights="0",
+                              redis_url=f"redis://127.0.0.1:{free_port()}/0")
+    try:
+        reply = service.wait_answering()
+        assert reply.status_code == 503
+        detail = reply.json()["detail"]
+        assert "\n" not in detail and str(REAL_MODEL_DIR) in detail
+        for hint in ("MEDIASEARCH_CLIP_MODEL", "MEDIASEARCH_CLIP_RANDOM_WEIGHTS=1", "model.safetensors"):
+            assert hint in detail
+        assert service.http.post("/embed/text", json={"texts": ["x"]}).status_code == 503
+    finally:
+        service.stop()
+    log = service.log_path.read_text()
+    assert detail in log and "Traceback" not in log

@@ -1,0 +1,335 @@
+"""Faults: every service killed with SIGKILL in the middle of an ingest job while clients search, and a
+Redis restart, on one private stack; then the repairs a crash needs (shared/reconcile.py).
+
+After each fault the service is started again and nothing else is done by hand. Each scenario counts
+the library before and after (media, frames, committed vectors, unfinished job items) and checks that
+every accepted file was indexed exactly once, that every committed vector is searchable, and that the
+job ended "done" with the right counters. The figures are written to test-output/faults.md.
+"""
+
+from __future__ import annotations
+
+import signal
+import sqlite3
+import threading
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Self
+
+import httpx
+import numpy as np
+import pytest
+import redis
+
+from shared import catalog
+from shared.clients import EmbedderClient, IndexClient
+from shared.reconcile import adopt_committed_rows, orphan_rows, reconcile, tombstone
+from shared.settings import Settings
+from shared.vectors import VectorStore, encode_video_owner
+from tests.conftest import PHOTOS, TEST_OUTPUT, free_port, start_stack, wait_for
+
+ALL_PHOTOS = sorted(PHOTOS.glob("*.JPEG"))
+FILES_PER_SCENARIO = 16
+VISIBILITY_TIMEOUT_S = 10  # a SIGKILLed worker's task comes back after this; every task here takes far less
+FAULT_TABLE: list[dict] = []
+
+
+# -- the stack and what is measured on it ---------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory, tiny_clip_dir):
+    running = start_stack(tmp_path_factory.mktemp("faults"), tiny_clip_dir, "faults",
+                          MEDIASEARCH_TASK_VISIBILITY_TIMEOUT=str(VISIBILITY_TIMEOUT_S),
+                          # Retry countdowns must stay under the visibility timeout, or a waiting retry is
+                          # delivered a second time.
+                          MEDIASEARCH_INGEST_RETRY_BASE_S="0.2", MEDIASEARCH_INGEST_RETRY_MAX_S="1",
+                          MEDIASEARCH_INGEST_MAX_RETRIES="1000")
+    yield running
+    running.client.close()
+    running.stack.stop()
+    write_fault_table()
+
+
+def library(stack) -> dict[str, int]:
+    conn = catalog.connect(stack.settings.catalog_path)
+    try:
+        def count(sql: str) -> int:
+            return conn.execute(sql).fetchone()[0]
+
+        return {
+            "media": count("SELECT COUNT(*) FROM media"),
+            "indexed media": count("SELECT COUNT(*) FROM media WHERE status = 'indexed'"),
+            "frames": count("SELECT COUNT(*) FROM frames"),
+            "frames without a vector": count("SELECT COUNT(*) FROM frames WHERE vector_row IS NULL"),
+            "vectors": VectorStore(stack.settings.vectors_dir).committed(),
+            "unfinished items": count("SELECT COUNT(*) FROM job_items WHERE status IN ('queued', 'running')"),
+        }
+    finally:
+        conn.close()
+
+
+def index_health(stack) -> dict:
+    return httpx.get(f"{stack.settings.index_urls[0]}/health", timeout=10).json()
+
+
+def assert_everything_searchable(stack) -> None:
+    """Every frame with a vector comes back from a search as wide as the library, once the index is caught up."""
+    committed = VectorStore(stack.settings.vectors_dir).committed()
+    wait_for(lambda: index_health(stack)["indexed_through"] == committed, 120, message="the index to catch up")
+    conn = catalog.connect(stack.settings.catalog_path)
+    frames = {row[0] for row in conn.execute("SELECT id FROM frames WHERE vector_row IS NOT NULL")}
+    conn.close()
+    reply = stack.client.get("/search", params={"q": "a photo", "k": len(frames)})
+    assert reply.status_code == 200, reply.text
+    assert {result["frame_id"] for result in reply.json()["results"]} == frames
+
+
+class SearchLoad:
+    """Clients searching in a thread for the whole scenario; records each outcome (a status or an error)."""
+
+    def __init__(self, stack):
+        self.stack = stack
+        self.outcomes: Counter[str] = Counter()
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        with httpx.Client(base_url=self.stack.url, timeout=30) as client:
+            while not self.stop.is_set():
+                try:
+                    outcome = str(client.get("/search", params={"q": "a dog", "k": 5}).status_code)
+                except httpx.HTTPError as exc:
+                    outcome = type(exc).__name__
+                self.outcomes[outcome] += 1
+                self.stop.wait(0.05)
+
+    def __enter__(self) -> Self:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_) -> None:
+        self.stop.set()
+        self.thread.join(timeout=60)
+
+
+def upload_photos(stack, scenario: int) -> tuple[str, int]:
+    photos = ALL_PHOTOS[scenario * FILES_PER_SCENARIO:(scenario + 1) * FILES_PER_SCENARIO]
+    return stack.upload([(f"fault-{scenario}/{p.name}", p.read_bytes()) for p in photos]), len(photos)
+
+
+def processed(stack, job_id: str) -> int:
+    conn = catalog.connect(stack.settings.catalog_path)
+    try:
+        return catalog.job_status(conn, job_id)["processed"]
+    finally:
+        conn.close()
+
+
+def under_way(stack, job_id: str) -> bool:
+    return processed(stack, job_id) >= 2
+
+
+def run_scenario(stack, scenario: int, fault: str, inject: Callable[[str], None],
+                 ready: Callable[[object, str], bool] = under_way) -> None:
+    """Upload photos, inject the fault once ``ready`` (by default: once some files are done), with
+    searches running all along; then check that every file was indexed exactly once and everything is
+    searchable, with no repair by hand."""
+    before = library(stack)
+    with SearchLoad(stack) as load:
+        job_id, files = upload_photos(stack, scenario)
+        wait_for(lambda: ready(stack, job_id), 120, message="the moment to inject the fault")
+        hit_mid_job = processed(stack, job_id) < files
+        inject(job_id)
+        job = stack.wait_job(job_id, timeout=240)
+        after_recovery = load.outcomes.copy()
+        assert_everything_searchable(stack)
+    after = library(stack)
+    assert (job["status"], job["total"], job["indexed"], job["duplicates"], job["failed"]) == \
+        ("done", files, files, 0, 0), job
+    expected = {**before, "media": before["media"] + files, "indexed media": before["indexed media"] + files,
+                "frames": before["frames"] + files, "vectors": before["vectors"] + files}
+    assert after == expected, f"{fault}: before {before}, after {after}"
+    assert index_health(stack)["nodes"] == after["vectors"]
+    assert not {outcome for outcome in load.outcomes if outcome.startswith("5") and outcome != "503"}, load.outcomes
+    FAULT_TABLE.append({"fault": fault, "mid-job": hit_mid_job, "files": files, "indexed": job["indexed"],
+                        "lost": files - job["indexed"], "extra vectors": after["vectors"] - before["vectors"] - files,
+                        "searches": dict(after_recovery)})
+
+
+def write_fault_table() -> None:
+    if not FAULT_TABLE:
+        return
+    lines = ["| fault | injected mid-job | files accepted | indexed | lost | extra vectors | searches during the scenario |",
+             "|---|---|---|---|---|---|---|"]
+    for row in FAULT_TABLE:
+        searches = ", ".join(f"{outcome}: {count}" for outcome, count in sorted(row["searches"].items()))
+        lines.append(f"| {row['fault']} | {'yes' if row['mid-job'] else 'no'} | {row['files']} | {row['indexed']} | "
+                     f"{row['lost']} | {row['extra vectors']} | {searches} |")
+    TEST_OUTPUT.mkdir(exist_ok=True)
+    (TEST_OUTPUT / "faults.md").write_text("\n".join(lines) + "\n")
+
+
+# -- each service killed during ingest and search --------------------------------------------------------------
+def test_a_worker_killed_mid_job_has_its_tasks_redelivered_and_done_once(stack):
+    def kill_and_restart(job_id: str) -> None:
+        stack.stack.kill("worker-0")  # SIGKILL: its tasks stay unacknowledged in Redis
+        stack.stack.start_service(stack.stack.service("worker-0"))
+
+    run_scenario(stack, 0, "worker SIGKILL", kill_and_restart)
+
+
+def test_the_embedder_killed_mid_job_makes_files_wait_then_finish(stack):
+    def kill_and_restart(job_id: str) -> None:
+        stack.stack.kill("embedder")
+        reply = stack.client.get("/search", params={"q": "a dog"})
+        assert reply.status_code == 503 and "embedder is unavailable" in reply.json()["detail"]
+        stack.stack.restart("embedder")
+
+    run_scenario(stack, 1, "embedder SIGKILL", kill_and_restart)
+
+
+def test_the_index_killed_mid_job_recovers_every_committed_row(stack):
+    def kill_and_restart(job_id: str) -> None:
+        stack.stack.kill("index-0")
+        reply = stack.client.get("/search", params={"q": "a dog"})
+        assert reply.status_code == 503 and "no index shard answered" in reply.json()["detail"]
+        stack.stack.restart("index-0")
+
+    run_scenario(stack, 2, "index SIGKILL", kill_and_restart)
+
+
+def test_the_gateway_killed_mid_job_loses_no_accepted_file(stack):
+    def kill_and_restart(job_id: str) -> None:
+        stack.stack.kill("gateway")
+        with pytest.raises(httpx.TransportError):
+            httpx.get(f"{stack.url}/health", timeout=5)
+        stack.stack.restart("gateway")
+
+    run_scenario(stack, 3, "gateway SIGKILL", kill_and_restart)
+
+
+def test_queued_tasks_survive_a_redis_restart_and_everyone_reconnects(stack):
+    redis_url = stack.settings.effective_redis_url
+
+    def queued(job_id: str) -> int:
+        try:
+            return redis.Redis.from_url(redis_url).llen("celery")
+        except redis.ConnectionError:
+            return -1
+
+    stack.stack.kill("worker-0", signal.SIGTERM)  # no worker: the whole job waits in Redis
+
+    def restart_redis_then_the_worker(job_id: str) -> None:
+        stack.stack.restart("redis")  # SIGTERM: Redis writes its append-only file and stops
+        wait_for(lambda: queued(job_id) >= FILES_PER_SCENARIO, 60, message="redis to come back with the tasks")
+        stack.stack.start_service(stack.stack.service("worker-0"))
+
+    run_scenario(stack, 4, "Redis restart", restart_redis_then_the_worker,
+                 ready=lambda stack, job_id: queued(job_id) >= FILES_PER_SCENARIO)
+    run_scenario(stack, 5, "none (an upload after the Redis restart)", lambda job_id: None)  # all reconnected
+
+
+# -- repairs at start: committed vectors the catalog did not record, and rows of deleted media -------------------
+def test_a_worker_start_adopts_vectors_committed_before_a_crash(stack):
+    """The state a worker killed between the embedder's commit and its own catalog write leaves behind."""
+    conn = catalog.connect(stack.settings.catalog_path)
+    stored = conn.execute("SELECT path, thumb_path, width, height FROM frames ORDER BY id LIMIT 1").fetchone()
+    with catalog.transaction(conn):
+        media_id = catalog.insert_media(conn, sha256="0" * 64, kind="image", mime="image/jpeg", path="media/x.jpg",
+                                        name="crashed.jpg", size=1, status="pending")
+        frame_id = catalog.insert_frame(conn, media_id, stored["path"], stored["thumb_path"], stored["width"],
+                                        stored["height"])
+    embedder = EmbedderClient(stack.settings.embedder_url)
+    [row] = embedder.embed_frames([(frame_id, stored["path"])])
+    embedder.close()
+    before = library(stack)
+    assert before["frames without a vector"] == 1
+
+    stack.stack.kill("worker-0")
+    stack.stack.start_service(stack.stack.service("worker-0"))
+    wait_for(lambda: catalog.get_frame(conn, frame_id)["vector_row"] == row, 120, message="the row to be adopted")
+    assert library(stack) == {**before, "frames without a vector": 0}  # nothing embedded again
+    conn.close()
+
+
+def test_a_worker_start_tombstones_the_rows_of_media_deleted_while_the_index_was_down(stack):
+    victim = stack.client.get("/search", params={"q": "a photo", "k": 1}).json()["results"][0]
+    row = catalog.get_frame(catalog.connect(stack.settings.catalog_path), victim["frame_id"])["vector_row"]
+    vectors, _ = VectorStore(stack.settings.vectors_dir).view()
+    index = IndexClient(stack.settings.index_urls[0])
+
+    stack.stack.kill("index-0")
+    deleted = stack.client.delete(f"/media/{victim['media_id']}").json()
+    assert deleted["partial"] is True  # the index could not be told
+    stack.stack.restart("index-0")
+    nodes = index_health(stack)["nodes"]
+
+    stack.stack.kill("worker-0")
+    stack.stack.start_service(stack.stack.service("worker-0"))
+    wait_for(lambda: row not in index.search(vectors[row], k=10).rows, 120, message="the row to be tombstoned")
+    assert index_health(stack)["nodes"] <= nodes - 1
+    index.close()
+
+
+# -- the repair functions on their own ------------------------------------------------------------------------------
+@pytest.fixture
+def crashed(tmp_path):
+    """A catalog and a vectors store as a crash leaves them: rows committed that the catalog does not record."""
+    conn = catalog.connect(tmp_path / "catalog.sqlite3")
+    store = VectorStore(tmp_path / "vectors", dim=4, model_id="test", writable=True)
+    yield conn, store, tmp_path / "vectors"
+    store.close()
+    conn.close()
+
+
+def add_media(conn: sqlite3.Connection, name: str, frames: int, kind: str = "image") -> tuple[int, list[int]]:
+    with catalog.transaction(conn):
+        media_id = catalog.insert_media(conn, sha256=name.ljust(64, "0"), kind=kind, mime="image/jpeg",
+                                        path=f"media/{name}", name=name, size=1)
+        frame_ids = [catalog.insert_frame(conn, media_id, f"f{n}", f"t{n}", 1, 1) for n in range(frames)]
+    return media_id, frame_ids
+
+
+def unit_rows(count: int) -> np.ndarray:
+    return np.eye(4, dtype=np.float32)[np.arange(count) % 4]
+
+
+def test_adoption_takes_committed_rows_for_frames_and_videos_without_one(crashed):
+    conn, store, vectors_dir = crashed
+    _, (photo_frame,) = add_media(conn, "photo", 1)
+    video, video_frames = add_media(conn, "video", 2, kind="video")
+    embedded = store.append(unit_rows(3), [photo_frame, *video_frames])
+    catalog.set_frame_rows(conn, {video_frames[0]: embedded[1]})  # one frame was recorded before the crash
+    pooled = store.append(unit_rows(1), [encode_video_owner(video)])
+    assert adopt_committed_rows(conn, vectors_dir) == (2, 1)
+    assert [catalog.get_frame(conn, f)["vector_row"] for f in (photo_frame, *video_frames)] == list(embedded)
+    assert catalog.video_row(conn, video) == pooled.start
+    assert adopt_committed_rows(conn, vectors_dir) == (0, 0)  # a second run changes nothing
+
+
+def test_adoption_never_takes_the_row_of_a_deleted_item_whose_id_came_back(crashed):
+    conn, store, vectors_dir = crashed
+    add_media(conn, "kept", 1)
+    gone, (gone_frame,) = add_media(conn, "gone", 1)
+    store.append(unit_rows(1), [gone_frame])
+    catalog.delete_media(conn, gone)
+    _, (new_frame,) = add_media(conn, "new", 1)
+    assert new_frame == gone_frame  # SQLite gave the newest id again
+    assert adopt_committed_rows(conn, vectors_dir) == (0, 0)
+    assert catalog.get_frame(conn, new_frame)["vector_row"] is None  # it will be embedded afresh
+
+
+def test_rows_whose_owner_is_gone_are_found_and_a_shard_that_is_down_is_reported(crashed):
+    conn, store, _ = crashed
+    kept, (kept_frame,) = add_media(conn, "kept", 1, kind="video")
+    gone, (gone_frame,) = add_media(conn, "gone", 1, kind="video")
+    store.append(unit_rows(4), [kept_frame, gone_frame, encode_video_owner(kept), encode_video_owner(gone)])
+    catalog.delete_media(conn, gone)
+    assert orphan_rows(conn, store) == [1, 3]
+    assert tombstone([1, 3], [f"http://127.0.0.1:{free_port()}"])[0].startswith("http://127.0.0.1:")
+
+
+def test_reconcile_on_an_empty_data_dir_does_nothing(tmp_path):
+    report = reconcile(Settings(data_dir=tmp_path, index_urls=[f"http://127.0.0.1:{free_port()}"]))
+    assert (report.adopted_frames, report.adopted_videos, report.tombstoned, report.index_errors) == (0, 0, 0, [])
+    assert not Path(tmp_path / "vectors").exists()
