@@ -63,7 +63,7 @@ class Settings(BaseSettings):
     # Kept in the gateway's memory: right for one gateway process; behind a reverse proxy every
     # client has the proxy's address, so limit there instead.
     rate_limit_search_per_min: int = Field(600, ge=0)
-    rate_limit_upload_per_min: int = Field(120, ge=0)  # POST /uploads and POST /ingest together
+    rate_limit_upload_per_min: int = Field(300, ge=0)  # POST /uploads and /ingest (the UI sends 500-file batches)
 
     # Index shard this process owns: rows with row % index_shard_count == index_shard_id.
     index_shard_id: int = Field(0, ge=0)

@@ -22,8 +22,10 @@ import numpy as np
 import pytest
 import redis
 
+from services.ingest_worker.pipeline import IngestContext, TransientFault, ingest_item
 from shared import catalog
 from shared.clients import EmbedderClient, IndexClient
+from shared.media_store import MediaStore
 from shared.reconcile import adopt_committed_rows, orphan_rows, reconcile, tombstone
 from shared.settings import Settings
 from shared.vectors import VectorStore, encode_video_owner
@@ -232,8 +234,10 @@ def test_queued_tasks_survive_a_redis_restart_and_everyone_reconnects(stack):
 # -- repairs at start: committed vectors the catalog did not record, and rows of deleted media -------------------
 def test_a_worker_start_adopts_vectors_committed_before_a_crash(stack):
     """The state a worker killed between the embedder's commit and its own catalog write leaves behind."""
+    photo = ALL_PHOTOS[200]
+    assert stack.wait_job(stack.upload([(f"crash/{photo.name}", photo.read_bytes())]))["indexed"] == 1
     conn = catalog.connect(stack.settings.catalog_path)
-    stored = conn.execute("SELECT path, thumb_path, width, height FROM frames ORDER BY id LIMIT 1").fetchone()
+    stored = conn.execute("SELECT path, thumb_path, width, height FROM frames ORDER BY id DESC LIMIT 1").fetchone()
     with catalog.transaction(conn):
         media_id = catalog.insert_media(conn, sha256="0" * 64, kind="image", mime="image/jpeg", path="media/x.jpg",
                                         name="crashed.jpg", size=1, status="pending")
@@ -250,6 +254,34 @@ def test_a_worker_start_adopts_vectors_committed_before_a_crash(stack):
     wait_for(lambda: catalog.get_frame(conn, frame_id)["vector_row"] == row, 120, message="the row to be adopted")
     assert library(stack) == {**before, "frames without a vector": 0}  # nothing embedded again
     conn.close()
+
+
+class AnswerLost(EmbedderClient):
+    """The embedder commits the rows, then its answer never arrives (the connection or the worker died)."""
+
+    def embed_frames(self, items: list[tuple[int, str]]) -> list[int]:
+        super().embed_frames(items)
+        raise httpx.ReadError("connection lost after the embedder committed")
+
+
+def test_a_resumed_item_uses_the_vectors_committed_by_the_attempt_that_crashed(stack):
+    conn = catalog.connect(stack.settings.catalog_path)
+    photo = ALL_PHOTOS[201]
+    _, (item_id,) = catalog.create_job(conn, "folder", "resumed", [(photo.name, str(photo))])
+    store, vectors_dir = MediaStore(stack.settings.data_path), stack.settings.vectors_dir
+    lossy = IngestContext(stack.settings, conn, store, AnswerLost(stack.settings.embedder_url))
+    with pytest.raises(TransientFault, match="embedder unreachable"):
+        ingest_item(item_id, lossy)
+    committed = VectorStore(vectors_dir).committed()
+    media_id = catalog.get_item(conn, item_id)["media_id"]
+    [frame] = catalog.frames_of_media(conn, media_id)
+    assert frame["vector_row"] is None  # the crash: a committed row the catalog does not know
+
+    context = IngestContext(stack.settings, conn, store, EmbedderClient(stack.settings.embedder_url))
+    assert ingest_item(item_id, context).status == "indexed"  # the redelivered task
+    assert catalog.get_frame(conn, frame["id"])["vector_row"] == committed - 1
+    assert VectorStore(vectors_dir).committed() == committed  # adopted, not embedded again
+    context.close()
 
 
 def test_a_worker_start_tombstones_the_rows_of_media_deleted_while_the_index_was_down(stack):

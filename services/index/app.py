@@ -12,11 +12,12 @@ from fastapi import FastAPI, HTTPException
 from fastapi.concurrency import run_in_threadpool
 
 from services.index.shard import Shard
-from shared.schemas import IndexDeleteRequest, IndexHealth, IndexSearchRequest, IndexSearchResponse
+from shared.schemas import (VECTORS_STREAM, IndexDeleteRequest, IndexHealth, IndexSearchRequest,
+                            IndexSearchResponse)
 from shared.settings import Settings
 
 log = logging.getLogger("mediasearch.index")
-VECTORS_STREAM = "mediasearch:vectors"
+
 
 
 def follow_commits(shard: Shard, settings: Settings, stop: threading.Event) -> None:
