@@ -69,6 +69,9 @@ class Settings(BaseSettings):
     index_shard_id: int = Field(0, ge=0)
     index_shard_count: int = Field(1, ge=1)
     index_snapshot_seconds: float = Field(60.0, gt=0)
+    index_m: int = Field(16, ge=4, le=128)  # HNSW links per node (2*M on layer 0)
+    index_ef_construction: int = Field(200, ge=8, le=4096)
+    index_ef_search: int = Field(64, ge=1, le=10_000)  # default search breadth; a request's ef overrides
 
     # Ingest
     ingest_roots: Annotated[list[Path], NoDecode] = []

@@ -1,38 +1,88 @@
+"""The index shard over the HNSW graph: sharding, deletes, filters, and recovery from its files."""
+
 import numpy as np
 import pytest
 
-from services.index.shard import Shard
+from services.index.shard import GRAPH_FILE, Shard
 from shared.vectors import VectorStore
 from tests.test_vectors_store import unit_rows
 
 
-def test_shards_split_rows_and_find_nearest(tmp_path):
-    store = VectorStore(tmp_path / "vectors", dim=16, model_id="m", writable=True)
+@pytest.fixture
+def store(tmp_path):
+    writer = VectorStore(tmp_path / "vectors", dim=16, model_id="m", writable=True)
+    yield writer
+    writer.close()
+
+
+def open_shard(tmp_path, shard_id=0, shard_count=1) -> Shard:
+    return Shard(tmp_path / "vectors", tmp_path / f"shard{shard_id}", shard_id, shard_count)
+
+
+def test_shards_split_rows_and_find_nearest(tmp_path, store):
     data = unit_rows(200, 16)
     store.append(data, np.arange(200))
-    shards = [Shard(tmp_path / "vectors", tmp_path / f"s{i}", i, 2) for i in range(2)]
+    shards = [open_shard(tmp_path, i, 2) for i in range(2)]
     assert [s.catch_up() for s in shards] == [100, 100]
     for row in (0, 1, 137):
-        owner = shards[row % 2]
-        rows, sims = owner.search(data[row], k=3)
+        rows, sims = shards[row % 2].search(data[row], k=3)
         assert rows[0] == row and sims[0] == pytest.approx(1.0, abs=1e-5)
-        other_rows, _ = shards[1 - row % 2].search(data[row], k=3)
-        assert row not in other_rows
+        assert row not in shards[1 - row % 2].search(data[row], k=3)[0]
     # New commits are picked up; deletes and allow-lists are obeyed.
     store.append(unit_rows(10, 16, seed=5), np.arange(200, 210))
     assert shards[0].catch_up() == 5
     shards[0].delete([0])
     assert 0 not in shards[0].search(data[0], k=10)[0]
-    allowed = [2, 4, 6]
-    assert sorted(shards[0].search(data[0], k=10, allow_rows=allowed)[0]) == allowed
+    allowed = [2, 4, 6, 7]  # 7 belongs to the other shard
+    assert sorted(shards[0].search(data[0], k=10, allow_rows=allowed)[0]) == [2, 4, 6]
 
 
-def test_bad_query_is_refused(tmp_path):
-    store = VectorStore(tmp_path / "vectors", dim=4, model_id="m", writable=True)
-    store.append(unit_rows(3, 4), [0, 1, 2])
-    shard = Shard(tmp_path / "vectors", tmp_path / "s")
+def test_bad_query_is_refused(tmp_path, store):
+    store.append(unit_rows(3, 16), [0, 1, 2])
+    shard = open_shard(tmp_path)
     shard.catch_up()
     with pytest.raises(ValueError, match="dimensions"):
         shard.search(np.ones(5), k=1)
     with pytest.raises(ValueError, match="non-zero"):
-        shard.search(np.zeros(4), k=1)
+        shard.search(np.zeros(16), k=1)
+
+
+def test_unclean_stop_replays_the_log_and_deletes_stay_deleted(tmp_path, store):
+    data = unit_rows(300, 16)
+    store.append(data, np.arange(300))
+    shard = open_shard(tmp_path)
+    shard.catch_up()
+    shard.snapshot()
+    store.append(unit_rows(50, 16, seed=9), np.arange(300, 350))
+    shard.catch_up()  # only in the log, no snapshot since
+    shard.delete([5, 320])
+    expected = shard.search(data[7], k=10)
+    # No close(): the process died. A new shard recovers from the snapshot plus the log.
+    again = open_shard(tmp_path)
+    assert again.catch_up() == 0
+    assert len(again) == 348
+    assert again.search(data[7], k=10) == expected
+    assert 5 not in again.search(data[5], k=20)[0]
+    # A purged delete is not re-added from the store after another restart either.
+    again.index.purge_deleted()
+    again.close()
+    third = open_shard(tmp_path)
+    third.catch_up()
+    assert len(third) == 348 and 320 not in third.search(store.view()[0][320], k=20)[0]
+
+
+@pytest.mark.parametrize("damage", ["missing", "corrupt"])
+def test_missing_or_corrupt_graph_is_rebuilt_from_the_store(tmp_path, store, damage):
+    data = unit_rows(120, 16)
+    store.append(data, np.arange(120))
+    shard = open_shard(tmp_path)
+    shard.catch_up()
+    shard.close()
+    graph = tmp_path / "shard0" / GRAPH_FILE
+    if damage == "missing":
+        graph.unlink()
+    else:
+        graph.write_bytes(graph.read_bytes()[:100])
+    rebuilt = open_shard(tmp_path)
+    assert rebuilt.catch_up() == 120
+    assert rebuilt.search(data[42], k=1)[0] == [42]

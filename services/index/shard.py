@@ -1,110 +1,174 @@
-"""One index shard: follows the committed rows of the shared vectors store and answers k-NN queries.
+"""One index shard: follows the committed rows of the shared vectors store in our HNSW graph.
 
-A shard owns the rows with ``row % shard_count == shard_id``. The search backend is our HNSW graph
-(``services.index.hnsw``); the shard only decides which rows go in, when, and keeps it persisted.
+A shard owns the rows with ``row % shard_count == shard_id``. Its files, in its state dir:
+
+``graph.hnsw`` + ``graph.hnsw.log``
+    The HNSW snapshot and the append log of every insert and delete since (``services.index.hnsw``):
+    after a crash the log is replayed, so nothing acknowledged is lost. The graph holds row ids only;
+    vectors are read in place from the shared store.
+``deleted.rows``
+    Every row ever deleted (int64, appended and fsynced before the delete is acknowledged). The graph
+    forgets a deleted row once its slot is purged, and a row that is in the store but not the graph
+    is otherwise taken as not yet indexed; this file keeps it from coming back.
+
+If the graph files are missing the shard rebuilds from the store; if they are corrupt it says so,
+moves them aside and rebuilds.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
 
+from services.index.hnsw import HNSWIndex, IndexFileError
 from shared.vectors import VectorStore
 
 log = logging.getLogger("mediasearch.index")
 
+GRAPH_FILE = "graph.hnsw"
+DELETED_FILE = "deleted.rows"
 
-class ExactBackend:
-    """Brute-force cosine search over the owned rows. The reference the HNSW graph is measured against."""
 
-    def __init__(self, dim: int):
-        self.dim = dim
-        self.rows = np.empty(0, dtype=np.int64)
-        self.vectors = np.empty((0, dim), dtype=np.float32)
-        self.deleted: set[int] = set()
-
-    def add(self, vectors: np.ndarray, rows: np.ndarray) -> None:
-        self.rows = np.concatenate([self.rows, rows])
-        self.vectors = np.concatenate([self.vectors, vectors])
-
-    def delete(self, rows: list[int]) -> None:
-        self.deleted.update(int(r) for r in rows)
-
-    def __len__(self) -> int:
-        return len(self.rows) - len(self.deleted.intersection(self.rows.tolist()))
-
-    def search(self, query: np.ndarray, k: int, ef: int | None = None,
-               allow: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        mask = np.ones(len(self.rows), dtype=bool)
-        if self.deleted:
-            mask &= ~np.isin(self.rows, np.fromiter(self.deleted, dtype=np.int64))
-        if allow is not None:
-            mask &= np.isin(self.rows, allow)
-        candidates = np.flatnonzero(mask)
-        scores = self.vectors[candidates] @ query
-        top = np.argsort(-scores, kind="stable")[:k]
-        return self.rows[candidates[top]], scores[top]
+def warm_up_kernels() -> None:
+    """Compile the graph's kernels (or load them from numba's cache) before serving, so the first
+    insert and search after a start do not wait for the compiler."""
+    vectors = np.eye(8, dtype=np.float32)
+    index = HNSWIndex(8)
+    index.add(vectors)
+    index.search(vectors[0], k=2)
+    index.search(vectors[0], k=2, filter=np.arange(4))
 
 
 class Shard:
-    def __init__(self, vectors_dir: Path, state_dir: Path, shard_id: int = 0, shard_count: int = 1):
+    def __init__(self, vectors_dir: Path, state_dir: Path, shard_id: int = 0, shard_count: int = 1,
+                 m: int = 16, ef_construction: int = 200, ef_search: int = 64):
         self.vectors_dir = vectors_dir
         self.state_dir = state_dir
         self.shard_id = shard_id
         self.shard_count = shard_count
+        self.graph_params = {"m": m, "ef_construction": ef_construction, "ef_search": ef_search}
         self.store: VectorStore | None = None
-        self.backend: ExactBackend | None = None
+        self.index: HNSWIndex | None = None
         self.indexed_through = 0  # every committed row below this has been considered
-        self.lock = threading.RLock()
+        self.deleted = self._read_deleted()
+        self.changed_since_snapshot = False
+        self._mutation = threading.Lock()  # catch-up and deletes; searches never wait on it
 
     def owns(self, row: int) -> bool:
         return row % self.shard_count == self.shard_id
 
-    def catch_up(self) -> int:
-        """Add committed rows not yet indexed; returns how many were added to this shard."""
-        if self.store is None:
-            try:
-                self.store = VectorStore(self.vectors_dir)
-            except FileNotFoundError:
-                return 0  # nothing embedded yet
-            self.backend = ExactBackend(self.store.dim)
-        vectors, _owners = self.store.view()
-        committed = len(vectors)
-        if committed <= self.indexed_through:
-            return 0
-        rows = np.arange(self.indexed_through, committed, dtype=np.int64)
-        rows = rows[rows % self.shard_count == self.shard_id]
-        with self.lock:
-            if len(rows):
-                self.backend.add(np.asarray(vectors[rows], dtype=np.float32), rows)
-            self.indexed_through = committed
-        return len(rows)
+    # -- following the store ---------------------------------------------------------------------
+    def _open(self) -> bool:
+        try:
+            self.store = VectorStore(self.vectors_dir)
+        except FileNotFoundError:
+            return False  # nothing embedded yet
+        vectors, _ = self.store.view()
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        path = self.state_dir / GRAPH_FILE
+        try:
+            self.index = self._open_graph(path, vectors)
+        except IndexFileError as exc:
+            aside = f".corrupt-{int(time.time())}"
+            log.error("index files unusable (%s); moved aside with suffix %s, rebuilding from the vectors store",
+                      exc, aside)
+            for damaged in (path, path.with_name(path.name + ".log")):
+                if damaged.exists():
+                    damaged.rename(damaged.with_name(damaged.name + aside))
+            self.index = self._open_graph(path, vectors)
+        log.info("shard %d/%d opened with %d nodes", self.shard_id, self.shard_count, len(self.index))
+        return True
 
+    def _open_graph(self, path: Path, vectors: np.ndarray) -> HNSWIndex:
+        return HNSWIndex.open(path, dim=self.store.dim, vectors=vectors, id_stride=self.shard_count,
+                              id_offset=self.shard_id, **self.graph_params)
+
+    def catch_up(self) -> int:
+        """Add committed rows not yet in the graph; returns how many were added to this shard."""
+        with self._mutation:
+            if self.index is None and not self._open():
+                return 0
+            vectors, _ = self.store.view()
+            committed = len(vectors)
+            if committed <= self.indexed_through:
+                return 0
+            self.index.attach_vectors(vectors)
+            first = self.indexed_through + (-self.indexed_through - self.shard_id) % self.shard_count
+            rows = np.arange(first, committed, self.shard_count, dtype=np.int64)
+            if self.indexed_through == 0:
+                rows = rows[~self.index.contains(rows)]  # after a restart most rows are already in
+            if self.deleted:
+                rows = rows[~np.isin(rows, np.fromiter(self.deleted, dtype=np.int64))]
+            if len(rows):
+                self.index.add(ids=rows)
+                self.changed_since_snapshot = True
+            self.indexed_through = committed
+            return len(rows)
+
+    # -- queries and deletes -----------------------------------------------------------------------
     def search(self, query: np.ndarray, k: int, ef: int | None = None,
                allow_rows: list[int] | None = None) -> tuple[list[int], list[float]]:
-        if self.backend is None:
+        index = self.index
+        if index is None:
             return [], []
         query = np.asarray(query, dtype=np.float32)
-        if query.shape != (self.backend.dim,):
-            raise ValueError(f"query has {query.size} dimensions, the index holds {self.backend.dim}")
+        if query.shape != (index.dim,):
+            raise ValueError(f"query has {query.size} dimensions, the index holds {index.dim}")
         norm = float(np.linalg.norm(query))
         if not np.isfinite(norm) or norm == 0:
             raise ValueError("query vector must be finite and non-zero")
-        allow = None if allow_rows is None else np.asarray(
-            [r for r in allow_rows if self.owns(r)], dtype=np.int64)
-        with self.lock:
-            rows, sims = self.backend.search(query / norm, k, ef, allow)
+        allowed = None
+        if allow_rows is not None:
+            allowed = np.asarray([r for r in allow_rows if r >= 0 and self.owns(r)], dtype=np.int64)
+            if not len(allowed):
+                return [], []
+        rows, sims = index.search(query / norm, k=k, ef=ef, filter=allowed)
         return [int(r) for r in rows], [float(s) for s in sims]
 
     def delete(self, rows: list[int]) -> int:
-        owned = [int(r) for r in rows if self.owns(int(r))]
-        if self.backend is not None and owned:
-            with self.lock:
-                self.backend.delete(owned)
+        owned = sorted({int(r) for r in rows if r >= 0 and self.owns(int(r))} - self.deleted)
+        if not owned:
+            return 0
+        with self._mutation:
+            with open(self.state_dir / DELETED_FILE, "ab") as handle:
+                handle.write(np.asarray(owned, dtype=np.int64).tobytes())
+                handle.flush()
+                os.fsync(handle.fileno())
+            self.deleted.update(owned)
+            if self.index is not None:
+                self.index.delete(owned)
+                self.changed_since_snapshot = True
         return len(owned)
 
+    def _read_deleted(self) -> set[int]:
+        path = self.state_dir / DELETED_FILE
+        if not path.exists():
+            return set()
+        data = path.read_bytes()
+        whole = len(data) - len(data) % 8  # a torn last write was never acknowledged
+        return set(np.frombuffer(data[:whole], dtype=np.int64).tolist())
+
+    # -- persistence -------------------------------------------------------------------------------
+    def snapshot(self) -> bool:
+        """Write the graph's snapshot (and empty its log) if anything changed since the last one."""
+        with self._mutation:
+            if self.index is None or not self.changed_since_snapshot:
+                return False
+            self.index.save()
+            self.changed_since_snapshot = False
+            return True
+
+    def close(self) -> None:
+        self.snapshot()
+        if self.index is not None:
+            self.index.close()
+        if self.store is not None:
+            self.store.close()
+
     def __len__(self) -> int:
-        return 0 if self.backend is None else len(self.backend)
+        return 0 if self.index is None else len(self.index)

@@ -15,6 +15,7 @@ import os
 import random
 import sqlite3
 import stat
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +36,7 @@ from shared.settings import Settings
 log = logging.getLogger("mediasearch.ingest")
 
 T = TypeVar("T")
+INDEX_CATCH_UP_WAIT_S = 10.0
 
 
 class TransientFault(Exception):
@@ -298,7 +300,25 @@ def _finish(media: sqlite3.Row, ctx: IngestContext, resumed: bool = False) -> No
     if media["kind"] == "video" and catalog.video_row(conn, media_id) is None:
         frame_rows = [frame["vector_row"] for frame in catalog.frames_of_media(conn, media_id)]
         catalog.set_video_row(conn, media_id, _call_embedder(lambda: embedder.embed_video(media_id, frame_rows)))
+    rows = [frame["vector_row"] for frame in catalog.frames_of_media(conn, media_id)]
+    rows.append(catalog.video_row(conn, media_id) or -1)
+    _wait_until_searchable(max(rows), ctx.settings)
     catalog.mark_media_indexed(conn, media_id)
+
+
+def _wait_until_searchable(last_row: int, settings: Settings) -> None:
+    """A job that says done should be searchable: give the index shards a moment to take the rows in.
+    The index follows the vectors store on its own, so a shard that is down or slow holds nothing up
+    for long."""
+    deadline = time.monotonic() + INDEX_CATCH_UP_WAIT_S
+    for url in settings.index_urls:
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{url}/health", timeout=2).json()["indexed_through"] > last_row:
+                    break
+            except (httpx.HTTPError, ValueError, KeyError):
+                break
+            time.sleep(0.02)
 
 
 def _call_embedder(call: Callable[[], T]) -> T:
