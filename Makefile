@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 SHARED := $(abspath ../shared)
 
-.PHONY: install system-deps run test test-fast bench bench-index bench-embedder bench-search compose-smoke lint clean
+.PHONY: install system-deps run test bench bench-index bench-embedder bench-search load compose-smoke lint clean
 
 # System packages the tests use (a real Redis server, headless Chromium, ffmpeg); needs root and apt.
 system-deps:
@@ -31,7 +31,9 @@ test:
 
 bench: bench-index bench-embedder bench-search
 
+# Fashion-MNIST for the index benchmark comes from Debian's dataset-fashion-mnist package.
 bench-index:
+	@test -d /usr/share/datasets/fashion-mnist || [ "$$(id -u)" != 0 ] || apt-get install -y -qq dataset-fashion-mnist
 	$(PY) bench/bench_index.py
 
 bench-embedder:
@@ -39,6 +41,10 @@ bench-embedder:
 
 bench-search:
 	$(PY) bench/bench_search.py
+
+# 32 concurrent searchers for a fixed time while an ingest job runs (loopback only).
+load:
+	$(PY) bench/load_test.py
 
 compose-smoke:
 	bash tests/compose_smoke.sh

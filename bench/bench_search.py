@@ -116,7 +116,10 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="bench-search-") as tmp:
         data_dir = Path(tmp) / "data"
-        stack = Stack(env=stack_env(data_dir, Path(args.model), MEDIASEARCH_TORCH_THREADS="0"),
+        # All clients come from one address here, standing in for many users: no per-client rate limit.
+        env = stack_env(data_dir, Path(args.model), MEDIASEARCH_TORCH_THREADS="0",
+                        MEDIASEARCH_RATE_LIMIT_SEARCH_PER_MIN="0")
+        stack = Stack(env=env,
                       log_dir=Path(tmp) / "logs")
         try:
             stack.start(timeout=600)

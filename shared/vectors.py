@@ -28,6 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
+from shared.durable import fsync_dir
+
 MAGIC = b"MSVECTR1"
 FORMAT_VERSION = 1
 HEADER_BYTES = 4096
@@ -124,7 +126,7 @@ class VectorStore:
             handle.truncate(capacity * 8)
             os.fsync(handle.fileno())
         os.replace(tmp, self.vectors_path)
-        _fsync_dir(self.directory)
+        fsync_dir(self.directory)
 
     def _write_header_counts(self, committed: int, capacity: int) -> None:
         with open(self.vectors_path, "r+b") as handle:
@@ -201,11 +203,3 @@ class VectorStore:
         if self._lock_file is not None:
             self._lock_file.close()
             self._lock_file = None
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -3,16 +3,17 @@ index, a Celery worker and the gateway, each its own process on free loopback po
 
 from __future__ import annotations
 
-import os
 import socket
+import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import pytest
+import redis
 
-from services.stack import Stack
+from services.stack import Stack, find_redis_server
 from tests.tiny_clip import make_tiny_clip_dir
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -37,6 +38,27 @@ def wait_for(condition: Callable[[], object], timeout: float = 60, interval: flo
         if time.monotonic() > deadline:
             pytest.fail(f"timed out after {timeout}s waiting for {message or condition}")
         time.sleep(interval)
+
+
+@pytest.fixture(scope="module")
+def redis_url(tmp_path_factory) -> str:
+    """A private redis-server on a free port, for tests of one service on its own."""
+    port = free_port()
+    server = subprocess.Popen([find_redis_server(), "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                               "--appendonly", "no", "--dir", str(tmp_path_factory.mktemp("redis"))],
+                              stdout=subprocess.DEVNULL)
+    url = f"redis://127.0.0.1:{port}/0"
+
+    def answers():
+        try:
+            return redis.Redis.from_url(url).ping()
+        except redis.ConnectionError:
+            return False
+
+    wait_for(answers, 30, message="redis-server to start")
+    yield url
+    server.terminate()
+    server.wait(timeout=30)
 
 
 @pytest.fixture(scope="session")

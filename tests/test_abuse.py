@@ -33,8 +33,9 @@ PHOTO = PHOTOS / "n01440764_tench.JPEG"
 BOUNDARY = "abuse-7d41a9"
 ARCHIVE_REASON = "an archive or compressed file: archives are not expanded; upload the files in it"
 
-# The in-process gateway of test_gateway_api: a real Redis; embedder and index at closed ports.
-redis_url, make_client, client = test_gateway_api.redis_url, test_gateway_api.make_client, test_gateway_api.client
+# The in-process gateway of test_gateway_api: a real Redis (conftest's redis_url); embedder and index at
+# closed ports.
+make_client, client = test_gateway_api.make_client, test_gateway_api.client
 
 
 def tree(root: Path, skip: Path) -> dict[str, tuple[int, int]]:
@@ -117,6 +118,7 @@ def test_hostile_file_names_are_recorded_or_refused_never_used_as_paths(client, 
     ({"max_upload_bytes": 5000}, [(b"files", b"%d.jpg" % n, b"x" * 2000) for n in range(3)], "upload is larger"),
     ({}, [(b"files", b"a.jpg", b"x"), (b"folder", None, b"../../canary")], "bad folder name"),
     ({}, [(b"evil", b"a.jpg", b"x")], "send files as 'files'"),
+    ({}, [(b"files", b"a.jpg", b"x"), (b"folder", None, b"a"), (b"folder", None, b"b")], "sent more than once"),
 ])
 def test_upload_limits_and_bad_fields_are_4xx_and_leave_no_files(make_client, limits, parts, message):
     client = make_client(**limits)

@@ -16,7 +16,7 @@ import redis
 
 from services.embedder.model import ClipEmbedder
 from services.embedder.pooling import attention_pool
-from services.stack import REPO_ROOT, find_redis_server
+from services.stack import REPO_ROOT
 from shared.clients import EmbedderClient
 from shared.schemas import VECTORS_STREAM, EmbedderMetrics
 from shared.vectors import VectorStore, encode_video_owner
@@ -62,26 +62,6 @@ class EmbedderProcess:
         self.process.terminate()
         self.process.wait(timeout=30)
         self.log.close()
-
-
-@pytest.fixture(scope="module")
-def redis_url(tmp_path_factory):
-    port = free_port()
-    server = subprocess.Popen([find_redis_server(), "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                               "--appendonly", "no", "--dir", str(tmp_path_factory.mktemp("redis"))],
-                              stdout=subprocess.DEVNULL)
-    url = f"redis://127.0.0.1:{port}/0"
-
-    def ping():
-        try:
-            return redis.Redis.from_url(url).ping()
-        except redis.ConnectionError:
-            return False
-
-    wait_for(ping, 30, message="redis-server")
-    yield url
-    server.terminate()
-    server.wait(timeout=30)
 
 
 def put_frames(data_dir: Path, names: list[str]) -> list[str]:

@@ -9,6 +9,7 @@ is bounded (examples per operation) and derandomised, so it is the same run ever
 from __future__ import annotations
 
 import http.client
+import os
 from pathlib import Path
 
 import pytest
@@ -29,7 +30,9 @@ from shared.schemas import SearchResponse
 from shared.settings import Settings
 from tests.conftest import PHOTOS, start_stack
 
-EXAMPLES_PER_OPERATION = 25
+# A bounded, repeatable run; FUZZ_SEED=<n> FUZZ_EXAMPLES=<n> explore further.
+EXAMPLES_PER_OPERATION = int(os.environ.get("FUZZ_EXAMPLES", "25"))
+SEED = int(os.environ.get("FUZZ_SEED", "20261121"))
 SECRET = "fuzz canary: this file must never be served"
 
 
@@ -53,7 +56,7 @@ API_KEY = "fuzz-api-key-1d0e9"  # with a key set, requests without it must be re
 # The document the running gateway serves at /openapi.json, built from the same code without starting it.
 schema = schemathesis.openapi.from_dict(
     create_app(Settings(data_dir=Path("unused"))).openapi(),
-    config=schemathesis.Config.from_dict({"auth": {"openapi": {"APIKeyHeader": {"api_key": API_KEY}}}}))
+    config=schemathesis.Config.from_dict({"seed": SEED, "auth": {"openapi": {"APIKeyHeader": {"api_key": API_KEY}}}}))
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_headers_conformance,
           response_schema_conformance, negative_data_rejection]
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -14,33 +13,12 @@ import redis
 from fastapi.testclient import TestClient
 
 from services.gateway.app import create_app
-from services.stack import find_redis_server
 from shared import catalog
 from shared.settings import Settings
-from tests.conftest import PHOTOS, VIDEOS, free_port, wait_for
+from tests.conftest import PHOTOS, VIDEOS, free_port
 
 VIDEO = VIDEOS / "asl_gestures" / "bird.mkv"
 PHOTO = PHOTOS / "n01440764_tench.JPEG"
-
-
-@pytest.fixture(scope="module")
-def redis_url(tmp_path_factory):
-    port = free_port()
-    server = subprocess.Popen([find_redis_server(), "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                               "--appendonly", "no", "--dir", str(tmp_path_factory.mktemp("redis"))],
-                              stdout=subprocess.DEVNULL)
-    url = f"redis://127.0.0.1:{port}/0"
-
-    def answers():
-        try:
-            return redis.Redis.from_url(url).ping()
-        except redis.ConnectionError:
-            return False
-
-    wait_for(answers, 30, message="redis to start")
-    yield url
-    server.terminate()
-    server.wait(timeout=30)
 
 
 def settings_for(tmp_path: Path, redis_url: str, **overrides) -> Settings:

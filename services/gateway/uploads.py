@@ -153,6 +153,8 @@ class UploadReceiver:
     def _on_part_end(self) -> None:
         received = self._part.file
         if received is None:
+            if self._part.field_name in self.fields:
+                raise HTTPException(400, f"form field {self._part.field_name[:100]!r} is sent more than once")
             self.fields[self._part.field_name] = self._decode(bytes(self._part.text))
         elif received.refused is None:
             self._pending.append(lambda: self._close(received))

@@ -47,6 +47,8 @@ from pathlib import Path
 
 import numpy as np
 
+from shared.durable import fsync_dir
+
 SNAPSHOT_MAGIC = b"HNSWSNAP"
 LOG_MAGIC = b"HNSWLOG\0"
 FORMAT_VERSION = 1
@@ -102,14 +104,6 @@ class LogRecord:
     vectors: np.ndarray | None
 
 
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _bytes_of(array: np.ndarray) -> memoryview:
     return memoryview(np.ascontiguousarray(array)).cast("B")
 
@@ -144,7 +138,7 @@ def write_snapshot(path: Path, params: IndexParams, snapshot: Snapshot) -> None:
     except BaseException:
         temp_path.unlink(missing_ok=True)
         raise
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
 def _read_exact(handle, array: np.ndarray, crc: int, path: Path) -> int:
@@ -322,7 +316,7 @@ class WriteAheadLog:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temp_path, self.path)
-        _fsync_dir(self.path.parent)
+        fsync_dir(self.path.parent)
         self.close()
         self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
 
