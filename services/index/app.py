@@ -13,8 +13,13 @@ from fastapi import FastAPI, HTTPException
 from fastapi.concurrency import run_in_threadpool
 
 from services.index.shard import Shard, warm_up_kernels
-from shared.schemas import (VECTORS_STREAM, IndexDeleteRequest, IndexHealth, IndexSearchRequest,
-                            IndexSearchResponse)
+from shared.schemas import (
+    VECTORS_STREAM,
+    IndexDeleteRequest,
+    IndexHealth,
+    IndexSearchRequest,
+    IndexSearchResponse,
+)
 from shared.settings import Settings
 
 log = logging.getLogger("mediasearch.index")
