@@ -86,7 +86,9 @@ class EmbedderService:
         self.batcher: DynamicBatcher | None = None
         self.pixel_slots = asyncio.Semaphore(_DECODED_PER_BATCH * settings.embed_max_batch)
         self.unavailable = "starting"
-        self.decode_pool = ThreadPoolExecutor(max_workers=max(2, min(8, os.cpu_count() or 2)),
+        # Decoding is a small share of the work: leave the other cores to inference, whose threads
+        # stall at every barrier when a decoder preempts one of them.
+        self.decode_pool = ThreadPoolExecutor(max_workers=max(1, min(8, (os.cpu_count() or 2) - 1)),
                                               thread_name_prefix="embedder-decode")
         self.redis = aioredis.Redis.from_url(settings.effective_redis_url, socket_connect_timeout=2,
                                              socket_timeout=5)
