@@ -353,3 +353,13 @@ def test_unknown_paths_and_methods_are_readable_4xx(client):
     assert wrong_method.status_code == 405 and wrong_method.json()["detail"]
     bad_json = client.post("/ingest", content=b"{not json", headers={"Content-Type": "application/json"})
     assert bad_json.status_code == 422 and "JSON" in bad_json.json()["detail"]
+
+
+def test_api_docs_are_served_without_a_cdn(client):
+    page = client.get("/docs")
+    assert page.status_code == 200 and "/openapi.json" in page.text
+    assert "http://" not in page.text and "https://" not in page.text
+    for asset in ("swagger-ui-bundle.js", "swagger-ui.css"):
+        assert f"/docs/assets/{asset}" in page.text
+        served = client.get(f"/docs/assets/{asset}")
+        assert served.status_code == 200 and len(served.content) > 10_000

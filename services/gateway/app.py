@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import logging
 from contextlib import asynccontextmanager
+from pathlib import Path
 
+import swagger_ui
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import JSONResponse
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -21,6 +24,7 @@ from shared.schemas import ErrorBody
 from shared.settings import Settings
 
 log = logging.getLogger("mediasearch.gateway")
+DOCS_ASSETS = "/docs/assets"
 
 
 def readable_validation_error(exc: RequestValidationError) -> str:
@@ -65,6 +69,17 @@ def add_error_handlers(app: FastAPI) -> None:
                             status_code=500)
 
 
+def add_offline_docs(app: FastAPI) -> None:
+    app.mount(DOCS_ASSETS, StaticFiles(directory=Path(swagger_ui.__file__).parent / "static"), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url=app.openapi_url, title=f"{app.title} API",
+                                   swagger_js_url=f"{DOCS_ASSETS}/swagger-ui-bundle.js",
+                                   swagger_css_url=f"{DOCS_ASSETS}/swagger-ui.css",
+                                   swagger_favicon_url=f"{DOCS_ASSETS}/favicon-32x32.png")
+
+
 def create_app(settings: Settings) -> FastAPI:
     gateway = Gateway(settings)
 
@@ -74,15 +89,17 @@ def create_app(settings: Settings) -> FastAPI:
         await gateway.aclose()
 
     # Every error body is {"detail": "..."} (add_error_handlers), a validation error too.
-    app = FastAPI(title="mediasearch", version="0.1.0", lifespan=lifespan,
+    # The API docs are served from the swagger-ui-bundle package, not a CDN: the product works offline.
+    app = FastAPI(title="mediasearch", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None,
                   responses={400: {"model": ErrorBody, "description": "The request cannot be used (see detail)"},
                              404: {"model": ErrorBody, "description": "Something the request names does not exist"},
                              422: {"model": ErrorBody, "description": "The request is malformed (see detail)"}},
                   description="Semantic search over your photos and videos. With MEDIASEARCH_API_KEY set, "
                               "send the key in the X-API-Key header (or get a session cookie from "
-                              "POST /session for GET requests made by <img>/<video>/EventSource).")
+                              "POST /session for GET requests made by `<img>`, `<video>` and `EventSource`).")
     app.state.gateway = gateway
     add_error_handlers(app)
+    add_offline_docs(app)
 
     protected = [Depends(security.require_api_key)]
     # The rate limits come before the key check, so guessing keys is limited too.

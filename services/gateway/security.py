@@ -57,11 +57,10 @@ def require_api_key(request: Request, api_key: str | None = Security(api_key_hea
 CSP = ("default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; style-src 'self' 'unsafe-inline'; "
        "script-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; "
        "frame-ancestors 'none'")
-# Swagger UI loads its script and styles from a CDN and runs an inline bootstrap script.
-DOCS_CSP = ("default-src 'self'; img-src 'self' data: https://fastapi.tiangolo.com; "
-            "style-src 'self' https://cdn.jsdelivr.net; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
-            "frame-ancestors 'none'")
-DOCS_PATHS = ("/docs", "/redoc")
+# Swagger UI (served locally) starts with an inline bootstrap script.
+DOCS_CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
+            "script-src 'self' 'unsafe-inline'; frame-ancestors 'none'")
+DOCS_PATHS = ("/docs",)
 
 
 class SecurityHeaders:
