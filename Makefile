@@ -16,11 +16,13 @@ system-deps:
 	  if [ -n "$$missing" ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; fi; \
 	else echo "not root or no apt-get: install redis-server, chromium and ffmpeg yourself"; fi
 
-# torch is installed first, pinned, so pip takes the local CPU wheel instead of CUDA builds.
+# torch is installed first and pinned, so the extras never pull another build. TORCH_INDEX_URL picks
+# the source of its wheel (e.g. https://download.pytorch.org/whl/cpu for the CPU-only build).
+TORCH_INDEX_URL ?=
 install: system-deps
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q torch==2.13.0 $(if $(TORCH_INDEX_URL),--index-url $(TORCH_INDEX_URL))
 	$(PY) -m pip install -q -e '.[ml,dev,bench]'
 
 run:

@@ -37,7 +37,7 @@ CREATE TABLE IF NOT EXISTS job_items (
 );
 CREATE INDEX IF NOT EXISTS job_items_job ON job_items(job_id, status);
 CREATE TABLE IF NOT EXISTS media (
-    id INTEGER PRIMARY KEY,
+    id INTEGER PRIMARY KEY AUTOINCREMENT,  -- never reused: media URLs are cached as immutable
     sha256 TEXT NOT NULL UNIQUE,
     kind TEXT NOT NULL,                -- 'image' or 'video'
     mime TEXT NOT NULL,
@@ -55,7 +55,7 @@ CREATE TABLE IF NOT EXISTS media (
 );
 CREATE INDEX IF NOT EXISTS media_phash ON media(phash);
 CREATE TABLE IF NOT EXISTS frames (
-    id INTEGER PRIMARY KEY,
+    id INTEGER PRIMARY KEY AUTOINCREMENT,  -- never reused: frame URLs are cached as immutable
     media_id INTEGER NOT NULL REFERENCES media(id) ON DELETE CASCADE,
     timestamp REAL,                    -- seconds into the video; NULL for a still image
     path TEXT NOT NULL,                -- normalised JPEG, relative to the data dir
@@ -295,7 +295,6 @@ def delete_media(conn: sqlite3.Connection, media_id: int) -> tuple[list[int], li
             return None
         frames = frames_of_media(conn, media_id)
         pooled = video_row(conn, media_id)
-        _note_deleted_ids(conn, media_id, [f["id"] for f in frames])
         conn.execute("DELETE FROM media WHERE id=?", (media_id,))
     rows = [f["vector_row"] for f in frames if f["vector_row"] is not None]
     if pooled is not None:
@@ -364,18 +363,6 @@ def video_row(conn: sqlite3.Connection, media_id: int) -> int | None:
 
 def set_video_row(conn: sqlite3.Connection, media_id: int, row: int) -> None:
     conn.execute("INSERT OR REPLACE INTO video_vectors(media_id, vector_row) VALUES (?,?)", (media_id, row))
-
-
-def videos_for_rows(conn: sqlite3.Connection, rows: Iterable[int]) -> dict[int, sqlite3.Row]:
-    """The video (media row) behind each pooled-video vector row that the catalog knows, keyed by row."""
-    rows = list(rows)
-    if not rows:
-        return {}
-    marks = ",".join("?" for _ in rows)
-    found = conn.execute("SELECT video_vectors.vector_row, media.* FROM video_vectors "
-                         f"JOIN media ON media.id = video_vectors.media_id WHERE video_vectors.vector_row IN ({marks})",
-                         rows)
-    return {row["vector_row"]: row for row in found}
 
 
 def phash_distance(a: str, b: str) -> int:
@@ -648,32 +635,18 @@ def upload_aliases(conn: sqlite3.Connection) -> list[sqlite3.Row]:
 
 
 # -- crash recovery: vector rows committed that the catalog did not record (shared/reconcile.py) ------
-# SQLite gives a new row the largest id plus one, so deleting the newest media or frame frees its id for
-# the next one. A vector row owned by such an id may belong to the deleted item: never adopt it.
-_DELETED_MEDIA_ID = "deleted_media_id_max"
-_DELETED_FRAME_ID = "deleted_frame_id_max"
-
-
-def _note_deleted_ids(conn: sqlite3.Connection, media_id: int, frame_ids: list[int]) -> None:
-    for key, value in ((_DELETED_MEDIA_ID, media_id), (_DELETED_FRAME_ID, max(frame_ids, default=0))):
-        conn.execute("INSERT INTO library_state(key, value) VALUES (?,?) "
-                     "ON CONFLICT(key) DO UPDATE SET value=MAX(value, excluded.value)", (key, value))
-
-
+# Media and frame ids are never reused (AUTOINCREMENT), so a row's owner id names one item forever.
 def unembedded(conn: sqlite3.Connection, media_id: int | None = None) -> tuple[list[int], list[int]]:
-    """Frames without a vector row and videos without a pooled vector (of one media item, or all) whose
-    ids no deleted item ever had: ``(frame ids, video media ids)``."""
-    frames_above = get_state(conn, _DELETED_FRAME_ID) or 0
-    media_above = get_state(conn, _DELETED_MEDIA_ID) or 0
+    """Frames without a vector row and videos without a pooled vector (of one media item, or all):
+    ``(frame ids, video media ids)``."""
     only = "" if media_id is None else " AND media.id = ?"
     args = () if media_id is None else (media_id,)
     frames = [row[0] for row in conn.execute(
         f"SELECT frames.id FROM frames JOIN media ON media.id = frames.media_id "
-        f"WHERE frames.vector_row IS NULL AND frames.id > ?{only}", (frames_above, *args))]
+        f"WHERE frames.vector_row IS NULL{only}", args)]
     videos = [row[0] for row in conn.execute(
         f"SELECT media.id FROM media LEFT JOIN video_vectors ON video_vectors.media_id = media.id "
-        f"WHERE media.kind = 'video' AND video_vectors.media_id IS NULL AND media.id > ?{only}",
-        (media_above, *args))]
+        f"WHERE media.kind = 'video' AND video_vectors.media_id IS NULL{only}", args)]
     return frames, videos
 
 

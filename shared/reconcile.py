@@ -5,8 +5,7 @@ worker records the row in the catalog. A process killed between the two leaves a
 no catalog entry points at:
 
 - its frame (or video) still exists without a row: the row is adopted, so the frame is not embedded a
-  second time. Ids that a deleted item once had are skipped (SQLite reuses the newest id after a
-  delete, and the row may be the deleted item's); such frames are simply embedded again.
+  second time (catalog ids are never reused, so the owner id cannot name another item).
 - its owner no longer exists (the item was deleted; the index may have missed the delete while it was
   down): the row is tombstoned in every index shard, so it stops taking places in search results.
 

@@ -49,6 +49,11 @@ class Moment(BaseModel):
     similarity: float
 
 
+def media_url(media_id: int, kind: str) -> str:
+    """Where the gateway serves a media item's original: videos with HTTP Range for seeking."""
+    return f"/video/{media_id}" if kind == "video" else f"/media/{media_id}/original"
+
+
 class SearchResult(BaseModel):
     frame_id: int
     media_id: int

@@ -11,7 +11,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_CLIP_MODEL = "openai/clip-vit-base-patch32"
@@ -51,7 +51,7 @@ class Settings(BaseSettings):
     gateway_port: int = 8000
     embedder_host: str = "127.0.0.1"
     embedder_port: int = 8001
-    embedder_url: str = "http://127.0.0.1:8001"
+    embedder_url: str = "http://127.0.0.1:8001"  # unset: follows embedder_port on this machine
     index_host: str = "127.0.0.1"
     index_port: int = 8002
     index_urls: Annotated[list[str], NoDecode] = ["http://127.0.0.1:8002"]
@@ -103,7 +103,7 @@ class Settings(BaseSettings):
     # CLIP ViT-B/32; a different model may want others).
     cluster_threshold: float = Field(0.72, ge=-1, le=1)  # join an album / merge two albums at or above
     cluster_relabel_cosine: float = Field(0.95, ge=-1, le=1)  # relabel once the centroid moved below this
-    duplicate_visual_threshold: float = Field(0.95, ge=-1, le=1)  # "visual duplicates" at or above
+    duplicate_visual_threshold: float = Field(0.95, ge=0.8, le=1)  # "visual duplicates" at or above (a pair list grows fast below)
     recluster_debounce_s: float = Field(10.0, ge=0)  # GET /clusters asks for re-clustering at most this often
 
     # Static web UI served by the gateway at "/"
@@ -113,6 +113,12 @@ class Settings(BaseSettings):
     @classmethod
     def _lists_from_text(cls, value: object) -> object:
         return _split_commas(value)
+
+    @model_validator(mode="after")
+    def _embedder_url_follows_port(self) -> Settings:
+        if "embedder_url" not in self.model_fields_set:
+            self.embedder_url = f"http://127.0.0.1:{self.embedder_port}"
+        return self
 
     @cached_property
     def data_path(self) -> Path:
@@ -141,7 +147,3 @@ class Settings(BaseSettings):
     @property
     def effective_redis_url(self) -> str:
         return self.redis_url or f"redis://127.0.0.1:{self.redis_port}/0"
-
-
-def get_settings() -> Settings:
-    return Settings()

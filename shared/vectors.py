@@ -139,11 +139,12 @@ class VectorStore:
         capacity = self._capacity
         while capacity < needed:
             capacity *= 2
-        with open(self.vectors_path, "r+b") as handle:
-            handle.truncate(HEADER_BYTES + capacity * self.dim * 4)
-            os.fsync(handle.fileno())
+        # The ids file grows first: readers size their mappings from the vectors file.
         with open(self.ids_path, "r+b") as handle:
             handle.truncate(capacity * 8)
+            os.fsync(handle.fileno())
+        with open(self.vectors_path, "r+b") as handle:
+            handle.truncate(HEADER_BYTES + capacity * self.dim * 4)
             os.fsync(handle.fileno())
         self._write_header_counts(self._committed, capacity)
         self._capacity = capacity

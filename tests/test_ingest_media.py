@@ -9,6 +9,7 @@ import shutil
 import struct
 import subprocess
 import zlib
+from dataclasses import replace
 from itertools import pairwise
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import pytest
 from PIL import Image
 
 from services.ingest_worker.images import decode_image, fit, perceptual_hash
+from services.ingest_worker.pipeline import sampling_policy
 from services.ingest_worker.sniff import SNIFF_BYTES, BadInput, sniff
 from services.ingest_worker.video import SamplingPolicy, sample_video, transcoded_for_opencv
 from shared.catalog import phash_distance
@@ -26,9 +28,7 @@ SETTINGS = Settings()
 PHOTO = PHOTOS / "n01440764_tench.JPEG"
 OTHER_PHOTO = PHOTOS / "n01443537_goldfish.JPEG"
 ASL = VIDEOS / "asl_gestures"
-DEFAULT_POLICY = SamplingPolicy(sample_fps=SETTINGS.video_sample_fps, min_spacing_s=SETTINGS.video_min_spacing_s,
-                                hist_threshold=SETTINGS.video_hist_threshold, max_frames=SETTINGS.video_max_frames,
-                                max_side=SETTINGS.frame_max_side)
+DEFAULT_POLICY = sampling_policy(SETTINGS)
 
 
 def ffmpeg(*args: str) -> None:
@@ -218,7 +218,7 @@ def test_timestamps_come_from_the_decoder_not_from_frame_counting(tmp_path):
     ffmpeg("-f", "lavfi", "-i", "testsrc=size=160x120:rate=10", "-t", "4",
            "-vf", "settb=1/1000,setpts='if(lt(N,20),N*0.05,1+(N-20)*0.1)/TB'",
            "-fps_mode", "passthrough", "-enc_time_base", "1:1000", "-c:v", "mjpeg", str(vfr))
-    everything = SamplingPolicy(sample_fps=1, min_spacing_s=0.4, hist_threshold=0, max_frames=100, max_side=512)
+    everything = replace(DEFAULT_POLICY, sample_fps=1, min_spacing_s=0.4, hist_threshold=0, max_frames=100, max_side=512)
     info, kept = sample(vfr, everything)
     assert [round(t, 3) for _, t in kept] == [0.0, 1.0, 2.0, 3.0]
     assert info.duration == pytest.approx(4.0, abs=0.01)
@@ -226,7 +226,7 @@ def test_timestamps_come_from_the_decoder_not_from_frame_counting(tmp_path):
 
 def test_the_frame_budget_is_spread_over_the_whole_video():
     path = VIDEOS / "bottle-detection.mp4"
-    info, kept = sample(path, SamplingPolicy(sample_fps=1, min_spacing_s=0.4, hist_threshold=0, max_frames=5,
+    info, kept = sample(path, replace(DEFAULT_POLICY, sample_fps=1, min_spacing_s=0.4, hist_threshold=0, max_frames=5,
                                              max_side=128))
     times = [t for _, t in kept]
     assert len(times) == 5 and times[-1] > 0.75 * info.duration
@@ -251,9 +251,9 @@ def test_every_container_is_recognised_and_sampled(tmp_path, extension, codec, m
 
 def test_the_ffmpeg_fallback_keeps_the_original_timestamps():
     path = ASL / "thanks.mkv"
-    everything = SamplingPolicy(sample_fps=5, min_spacing_s=0, hist_threshold=0, max_frames=100, max_side=128)
+    everything = replace(DEFAULT_POLICY, sample_fps=5, min_spacing_s=0, hist_threshold=0, max_frames=100, max_side=128)
     _, direct = sample(path, everything)
-    with transcoded_for_opencv(path) as copy:
+    with transcoded_for_opencv(path, DEFAULT_POLICY.convert_timeout_s) as copy:
         _, through_ffmpeg = sample(copy, everything)
     assert [round(t, 3) for _, t in through_ffmpeg] == [round(t, 3) for _, t in direct]
 
@@ -268,3 +268,8 @@ def test_a_file_that_only_looks_like_a_video_is_refused(tmp_path):
 
 def test_ffmpeg_is_installed():
     assert shutil.which("ffmpeg"), "the video fallback and these tests need the ffmpeg CLI (make system-deps)"
+
+
+def test_a_video_with_frames_over_the_pixel_limit_is_refused():
+    with pytest.raises(BadInput, match="exceed the limit"):
+        sample_video(ASL / "book.mkv", replace(DEFAULT_POLICY, max_pixels=100), lambda image, timestamp: None)

@@ -225,7 +225,8 @@ def test_unfinished_media_is_resumed_not_duplicated(stack, ctx):
            str(path))
     _, (item_id,) = run_direct(ctx, [("resumed.mp4", str(path))])
     # A real fault: nothing listens on this port, so the embedder cannot be reached.
-    offline = IngestContext(ctx.settings, ctx.conn, ctx.store, EmbedderClient(f"http://127.0.0.1:{free_port()}"))
+    offline = IngestContext(ctx.settings, ctx.conn, ctx.store, EmbedderClient(f"http://127.0.0.1:{free_port()}"),
+                            ctx.index_http)
     with pytest.raises(TransientFault, match="embedder unreachable"):
         ingest_item(item_id, offline)
     item = catalog.get_item(ctx.conn, item_id)

@@ -89,7 +89,7 @@ def create_app(settings: Settings) -> FastAPI:
         await gateway.aclose()
 
     # Every error body is {"detail": "..."} (add_error_handlers), a validation error too.
-    # The API docs are served from the swagger-ui-bundle package, not a CDN: the product works offline.
+    # The API docs are served from the swagger-ui-py package's files, not a CDN: the product works offline.
     app = FastAPI(title="mediasearch", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None,
                   responses={400: {"model": ErrorBody, "description": "The request cannot be used (see detail)"},
                              404: {"model": ErrorBody, "description": "Something the request names does not exist"},
@@ -115,7 +115,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins,
-                           allow_methods=["GET", "POST", "DELETE"],
+                           allow_methods=["GET", "POST", "PATCH", "DELETE"],
                            allow_headers=[security.API_KEY_HEADER, "Content-Type", "Range"],
                            expose_headers=["Content-Range", "Accept-Ranges", "Content-Length", "ETag"])
     app.add_middleware(security.SecurityHeaders)

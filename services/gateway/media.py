@@ -19,7 +19,7 @@ from services.gateway.state import Gateway
 from shared import catalog
 from shared.clients import UpstreamError
 from shared.media_store import UnsafeNameError
-from shared.schemas import FrameInfo, MediaBulkDeleted, MediaDeleted, MediaInfo
+from shared.schemas import FrameInfo, MediaBulkDeleted, MediaDeleted, MediaInfo, media_url
 
 IMMUTABLE = "max-age=31536000, immutable"
 
@@ -48,10 +48,6 @@ def stored_file(gateway: Gateway, relative: str) -> Path:
     return path
 
 
-def media_url(media: sqlite3.Row) -> str:
-    return f"/video/{media['id']}" if media["kind"] == "video" else f"/media/{media['id']}/original"
-
-
 def media_info(gateway: Gateway, media_id: int) -> MediaInfo:
     media = media_row(gateway, media_id)
     frames = catalog.frames_of_media(gateway.catalog(), media_id)
@@ -60,7 +56,7 @@ def media_info(gateway: Gateway, media_id: int) -> MediaInfo:
         size=media["size"], width=media["width"], height=media["height"], duration=media["duration"],
         fps=media["fps"], status=media["status"], created_at=media["created_at"],
         near_duplicate_of=media["near_duplicate_of"], original_url=f"/media/{media_id}/original",
-        media_url=media_url(media),
+        media_url=media_url(media["id"], media["kind"]),
         frames=[FrameInfo(frame_id=f["id"], timestamp=f["timestamp"], width=f["width"], height=f["height"],
                           indexed=f["vector_row"] is not None, frame_url=f"/frame/{f['id']}",
                           thumb_url=f"/thumb/{f['id']}") for f in frames])

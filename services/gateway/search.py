@@ -21,7 +21,7 @@ from services.gateway.state import Gateway
 from services.gateway.timing import timed
 from shared import catalog
 from shared.clients import UpstreamError
-from shared.schemas import Moment, SearchResponse, SearchResult
+from shared.schemas import Moment, SearchResponse, SearchResult, media_url
 
 MAX_INDEX_K = 10_000  # IndexSearchRequest's limit
 MAX_EF = 10_000
@@ -131,7 +131,7 @@ def to_results(hits: ShardHits, known: dict[int, sqlite3.Row], options: SearchOp
             frame_id=info["frame_id"], media_id=info["media_id"], video_id=info["media_id"] if is_video else None,
             timestamp=info["timestamp"], similarity=similarity, kind=info["kind"], name=info["name"],
             frame_url=f"/frame/{info['frame_id']}", thumb_url=f"/thumb/{info['frame_id']}",
-            media_url=f"/video/{info['media_id']}" if is_video else f"/media/{info['media_id']}/original",
+            media_url=media_url(info["media_id"], info["kind"]),
             moments=[moment] if options.group_videos and is_video else None)
         if options.group_videos and is_video:
             by_video[info["media_id"]] = result

@@ -239,7 +239,11 @@ async def receive_upload(gateway: Gateway, content_type: str, content_length: st
         await anyio.to_thread.run_sync(lambda: shutil.rmtree(job_dir, ignore_errors=True))
         raise
     files = [(f.shown_name, f.stored_path, f.refused) for f in receiver.files]
-    return await anyio.to_thread.run_sync(lambda: create_and_enqueue(gateway, "upload", folder, files, job_id))
+    try:
+        return await anyio.to_thread.run_sync(lambda: create_and_enqueue(gateway, "upload", folder, files, job_id))
+    except HTTPException:  # the queue is down: the job is marked failed, its files are of no use
+        await anyio.to_thread.run_sync(lambda: shutil.rmtree(job_dir, ignore_errors=True))
+        raise
 
 
 def create_and_enqueue(gateway: Gateway, source: str, folder: str, files: list[tuple[str, str, str | None]],
@@ -317,4 +321,8 @@ def ingest_folder(gateway: Gateway, requested: str) -> str:
     files = folder_files(folder, [root.resolve() for root in settings.ingest_roots])
     if not files:
         raise HTTPException(400, f"{requested!r} holds no files (hidden files are skipped)")
+    if len(files) > settings.max_upload_files:
+        raise HTTPException(413, f"{requested!r} holds {len(files)} files, more than the limit of "
+                                 f"{settings.max_upload_files} for one job (MEDIASEARCH_MAX_UPLOAD_FILES); "
+                                 "ingest its subfolders one by one")
     return create_and_enqueue(gateway, "folder", str(folder), files)

@@ -124,7 +124,8 @@ class Shard:
             raise ValueError("query vector must be finite and non-zero")
         allowed = None
         if allow_rows is not None:
-            allowed = np.asarray([r for r in allow_rows if r >= 0 and self.owns(r)], dtype=np.int64)
+            allowed = np.asarray(allow_rows, dtype=np.int64)
+            allowed = allowed[(allowed >= 0) & (allowed % self.shard_count == self.shard_id)]
             if not len(allowed):
                 return [], []
         rows, sims = index.search(query / norm, k=k, ef=ef, filter=allowed)

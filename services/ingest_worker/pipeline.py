@@ -51,14 +51,16 @@ class IngestContext:
     conn: sqlite3.Connection
     store: MediaStore
     embedder: EmbedderClient
+    index_http: httpx.Client  # asks the index shards how far they have caught up
 
     @classmethod
     def open(cls, settings: Settings) -> IngestContext:
         return cls(settings, catalog.connect(settings.catalog_path), MediaStore(settings.data_path),
-                   EmbedderClient(settings.embedder_url))
+                   EmbedderClient(settings.embedder_url), httpx.Client(timeout=2))
 
     def close(self) -> None:
         self.embedder.close()
+        self.index_http.close()
         self.conn.close()
 
 
@@ -144,7 +146,8 @@ def retry_delay(retries_so_far: int, settings: Settings) -> float:
 def sampling_policy(settings: Settings) -> SamplingPolicy:
     return SamplingPolicy(sample_fps=settings.video_sample_fps, min_spacing_s=settings.video_min_spacing_s,
                           hist_threshold=settings.video_hist_threshold, max_frames=settings.video_max_frames,
-                          max_side=settings.frame_max_side)
+                          max_side=settings.frame_max_side, max_pixels=settings.max_image_pixels,
+                          convert_timeout_s=0.8 * settings.task_visibility_timeout)
 
 
 # -- the steps -------------------------------------------------------------------------------------
@@ -302,19 +305,19 @@ def _finish(media: sqlite3.Row, ctx: IngestContext, resumed: bool = False) -> No
         catalog.set_video_row(conn, media_id, _call_embedder(lambda: embedder.embed_video(media_id, frame_rows)))
     rows = [frame["vector_row"] for frame in catalog.frames_of_media(conn, media_id)]
     rows.append(catalog.video_row(conn, media_id) or -1)
-    _wait_until_searchable(max(rows), ctx.settings)
+    _wait_until_searchable(max(rows), ctx)
     catalog.mark_media_indexed(conn, media_id)
 
 
-def _wait_until_searchable(last_row: int, settings: Settings) -> None:
+def _wait_until_searchable(last_row: int, ctx: IngestContext) -> None:
     """A job that says done should be searchable: give the index shards a moment to take the rows in.
     The index follows the vectors store on its own, so a shard that is down or slow holds nothing up
     for long."""
     deadline = time.monotonic() + INDEX_CATCH_UP_WAIT_S
-    for url in settings.index_urls:
+    for url in ctx.settings.index_urls:
         while time.monotonic() < deadline:
             try:
-                if httpx.get(f"{url}/health", timeout=2).json()["indexed_through"] > last_row:
+                if ctx.index_http.get(f"{url}/health").json()["indexed_through"] > last_row:
                     break
             except (httpx.HTTPError, ValueError, KeyError):
                 break

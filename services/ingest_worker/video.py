@@ -29,6 +29,8 @@ class SamplingPolicy:
     hist_threshold: float
     max_frames: int
     max_side: int
+    max_pixels: int  # per frame: the same decompression-bomb limit as for images
+    convert_timeout_s: float  # for the ffmpeg fallback; below the task's visibility timeout
 
 
 @dataclass
@@ -49,7 +51,7 @@ def sample_video(path: Path, policy: SamplingPolicy, on_frame: FrameSink) -> Vid
     """Decode ``path`` and hand every kept frame to ``on_frame``; raises BadInput for unreadable videos."""
     capture = _open(path)
     if capture is None:
-        with transcoded_for_opencv(path) as copy:
+        with transcoded_for_opencv(path, policy.convert_timeout_s) as copy:
             capture = _open(copy)
             if capture is None:
                 raise BadInput("not a readable video (no frame could be decoded)")
@@ -71,7 +73,7 @@ def _open(path: Path) -> cv2.VideoCapture | None:
 
 
 @contextmanager
-def transcoded_for_opencv(path: Path):
+def transcoded_for_opencv(path: Path, timeout_s: float):
     """The video stream re-encoded by the ffmpeg CLI as MJPEG in Matroska, keeping every original
     timestamp (no frame rate conversion), for codecs or containers OpenCV's own build cannot read."""
     ffmpeg = shutil.which("ffmpeg")
@@ -79,10 +81,13 @@ def transcoded_for_opencv(path: Path):
         raise BadInput("not a readable video (OpenCV cannot decode it and no ffmpeg is installed)")
     with tempfile.TemporaryDirectory(prefix="mediasearch-video-") as tmp:
         target = Path(tmp) / "video.mkv"
-        done = subprocess.run(
-            [ffmpeg, "-nostdin", "-v", "error", "-i", str(path), "-map", "0:v:0", "-an", "-sn", "-dn",
-             "-fps_mode", "passthrough", "-c:v", "mjpeg", "-q:v", "3", str(target)],
-            check=False, capture_output=True, text=True, timeout=3600)
+        try:
+            done = subprocess.run(
+                [ffmpeg, "-nostdin", "-v", "error", "-i", str(path), "-map", "0:v:0", "-an", "-sn", "-dn",
+                 "-fps_mode", "passthrough", "-c:v", "mjpeg", "-q:v", "3", str(target)],
+                check=False, capture_output=True, text=True, timeout=timeout_s)
+        except subprocess.TimeoutExpired as exc:
+            raise BadInput(f"video could not be converted for decoding within {timeout_s:.0f} s") from exc
         if done.returncode != 0 or not target.exists():
             detail = (done.stderr.strip().splitlines() or ["no video stream"])[-1][:200]
             raise BadInput(f"not a readable video ({detail})")
@@ -91,6 +96,10 @@ def transcoded_for_opencv(path: Path):
 
 def _sample(capture: cv2.VideoCapture, policy: SamplingPolicy, on_frame: FrameSink) -> VideoInfo:
     try:
+        declared = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)) * int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
+        if declared > policy.max_pixels:
+            raise BadInput(f"video frames of {declared} pixels exceed the limit of {policy.max_pixels} "
+                           "(MEDIASEARCH_MAX_IMAGE_PIXELS)")
         fps = capture.get(cv2.CAP_PROP_FPS) or None
         frame_count = capture.get(cv2.CAP_PROP_FRAME_COUNT)
         container_duration = frame_count / fps if fps and frame_count > 0 else 0.0

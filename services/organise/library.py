@@ -14,6 +14,7 @@ from shared.schemas import (
     CollectionDetail,
     CollectionSummary,
     LibraryItem,
+    media_url,
 )
 
 
@@ -25,7 +26,7 @@ def library_item(row: sqlite3.Row) -> LibraryItem:
         height=row["height"], size=row["size"], duration=row["duration"], created_at=row["created_at"],
         frame_id=frame, thumb_url=f"/thumb/{frame}" if frame is not None else None,
         frame_url=f"/frame/{frame}" if frame is not None else None,
-        media_url=f"/video/{row['id']}" if row["kind"] == "video" else f"/media/{row['id']}/original")
+        media_url=media_url(row["id"], row["kind"]))
 
 
 def _thumbs(frames: list[int]) -> list[str]:

@@ -52,7 +52,7 @@ def found(call: Callable[..., T], *args) -> T:
 
 # -- duplicates -------------------------------------------------------------------------------------
 @router.get("/duplicates", response_model=DuplicateReport)
-def list_duplicates(gateway: GatewayDep, threshold: Annotated[float | None, Query(ge=0, le=1, description=(
+def list_duplicates(gateway: GatewayDep, threshold: Annotated[float | None, Query(ge=0.8, le=1, description=(
         "Cosine at or above which two items are visual duplicates (default "
         "MEDIASEARCH_DUPLICATE_VISUAL_THRESHOLD)"))] = None) -> DuplicateReport:
     """Groups of exact (same file uploaded again), near (perceptual hash) and visual (embedding) duplicates,

@@ -1,0 +1,18 @@
+"""The catalog's own guarantees."""
+
+from shared import catalog
+
+
+def test_ids_of_deleted_media_and_frames_are_never_reused(tmp_path):
+    """Frame and media URLs are cached as immutable, so an id must never name another item later."""
+    conn = catalog.connect(tmp_path / "catalog.sqlite3")
+
+    def add(sha: str) -> tuple[int, int]:
+        media_id = catalog.insert_media(conn, sha256=sha, kind="image", mime="image/jpeg", path=f"{sha}.jpg",
+                                        name=f"{sha}.jpg", size=1)
+        return media_id, catalog.insert_frame(conn, media_id, f"{sha}-0.jpg", f"{sha}-t.jpg", 8, 8)
+
+    first = add("a")
+    catalog.delete_media(conn, first[0])
+    second = add("b")
+    assert second[0] > first[0] and second[1] > first[1]
