@@ -6,7 +6,8 @@ from __future__ import annotations
 import socket
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -108,30 +109,30 @@ class RunningStack:
         return reply.json()["job_id"]
 
 
-def start_stack(tmp_path: Path, model_dir: Path, name: str, **extra: str) -> RunningStack:
-    data_dir = tmp_path / "data"
-    stack = Stack(env=stack_env(data_dir, model_dir, **extra), log_dir=TEST_OUTPUT / "logs" / name)
+@contextmanager
+def running_stack(tmp_path: Path, model_dir: Path, name: str, **extra: str) -> Iterator[RunningStack]:
+    """The whole product on loopback, data in ``tmp_path``, logs in test-output/logs/<name>; stopped on exit."""
+    stack = Stack(env=stack_env(tmp_path / "data", model_dir, **extra), log_dir=TEST_OUTPUT / "logs" / name)
     try:
         stack.start(timeout=240)
-    except Exception:
+        running = RunningStack(stack)
+        try:
+            yield running
+        finally:
+            running.client.close()
+    finally:
         stack.stop()
-        raise
-    return RunningStack(stack)
 
 
 @pytest.fixture(scope="session")
 def live_stack(tmp_path_factory, tiny_clip_dir) -> RunningStack:
     """One whole product shared by the integration tests of a session (they must not assume it is empty)."""
-    running = start_stack(tmp_path_factory.mktemp("stack"), tiny_clip_dir, "session")
-    yield running
-    running.client.close()
-    running.stack.stop()
+    with running_stack(tmp_path_factory.mktemp("stack"), tiny_clip_dir, "session") as running:
+        yield running
 
 
 @pytest.fixture
 def fresh_stack(tmp_path, tiny_clip_dir, request) -> RunningStack:
     """A private product for tests that kill services or need an empty catalog."""
-    running = start_stack(tmp_path, tiny_clip_dir, request.node.name)
-    yield running
-    running.client.close()
-    running.stack.stop()
+    with running_stack(tmp_path, tiny_clip_dir, request.node.name) as running:
+        yield running

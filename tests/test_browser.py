@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from tests.conftest import PHOTOS, TEST_OUTPUT, VIDEOS, RunningStack, start_stack
+from tests.conftest import PHOTOS, TEST_OUTPUT, VIDEOS, RunningStack, running_stack
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -400,37 +400,35 @@ def test_dropped_folder_is_walked_with_relative_paths(page: Page):
 
 
 def test_api_key_from_settings_unlocks_search_uploads_and_media(browser, tiny_clip_dir, tmp_path, request):
-    secured = start_stack(tmp_path, tiny_clip_dir, request.node.name, MEDIASEARCH_API_KEY="let-me-in")
-    page = open_page(browser, secured.url)
-    try:
-        page.fill("#search-input", "a dog")
-        message = page.locator("#results-message")
-        expect(message).to_contain_text("API key")
-        message.get_by_role("button", name="Open settings").click()
-        settings = page.locator("dialog#settings")
-        expect(settings).to_be_visible()
-        expect(page.locator("#api-key-input")).to_be_focused()
-        page.keyboard.type("let-me-in")
-        with page.expect_response(lambda r: r.url.endswith("/session")) as session:
-            page.keyboard.press("Enter")
-        assert session.value.status == 204
-        expect(settings).to_be_hidden()
-        expect(message).to_contain_text("No matches")
+    with running_stack(tmp_path, tiny_clip_dir, request.node.name, MEDIASEARCH_API_KEY="let-me-in") as secured:
+        page = open_page(browser, secured.url)
+        try:
+            page.fill("#search-input", "a dog")
+            message = page.locator("#results-message")
+            expect(message).to_contain_text("API key")
+            message.get_by_role("button", name="Open settings").click()
+            settings = page.locator("dialog#settings")
+            expect(settings).to_be_visible()
+            expect(page.locator("#api-key-input")).to_be_focused()
+            page.keyboard.type("let-me-in")
+            with page.expect_response(lambda r: r.url.endswith("/session")) as session:
+                page.keyboard.press("Enter")
+            assert session.value.status == 204
+            expect(settings).to_be_hidden()
+            expect(message).to_contain_text("No matches")
 
-        photo = tmp_path / "golden.jpg"
-        photo.write_bytes((PHOTOS / PHOTO_NAMES[0]).read_bytes())
-        with page.expect_response(lambda r: r.url.endswith("/uploads")) as upload:
-            page.set_input_files("#files-input", photo)
-        assert upload.value.status == 202, upload.value.text()
-        job = page.locator(f'.job[data-job-id="{upload.value.json()["job_id"]}"]')
-        expect(job.locator(".status-badge")).to_have_text("Done", timeout=INDEXING_TIMEOUT_MS)
-        # The open search runs again when new media are indexed; its thumbnail loads with the cookie.
-        expect(page.locator("#results .result")).to_have_count(1)
-        page.wait_for_function("() => document.querySelector('#results img').naturalWidth > 0")
-    finally:
-        close_page(page)
-        secured.client.close()
-        secured.stack.stop()
+            photo = tmp_path / "golden.jpg"
+            photo.write_bytes((PHOTOS / PHOTO_NAMES[0]).read_bytes())
+            with page.expect_response(lambda r: r.url.endswith("/uploads")) as upload:
+                page.set_input_files("#files-input", photo)
+            assert upload.value.status == 202, upload.value.text()
+            job = page.locator(f'.job[data-job-id="{upload.value.json()["job_id"]}"]')
+            expect(job.locator(".status-badge")).to_have_text("Done", timeout=INDEXING_TIMEOUT_MS)
+            # The open search runs again when new media are indexed; its thumbnail loads with the cookie.
+            expect(page.locator("#results .result")).to_have_count(1)
+            page.wait_for_function("() => document.querySelector('#results img').naturalWidth > 0")
+        finally:
+            close_page(page)
 
 
 def test_empty_library_and_services_down_are_explained(browser, fresh_stack: RunningStack):

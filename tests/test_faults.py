@@ -29,7 +29,7 @@ from shared.media_store import MediaStore
 from shared.reconcile import adopt_committed_rows, orphan_rows, reconcile, tombstone
 from shared.settings import Settings
 from shared.vectors import VectorStore, encode_video_owner
-from tests.conftest import PHOTOS, TEST_OUTPUT, free_port, start_stack, wait_for
+from tests.conftest import PHOTOS, TEST_OUTPUT, free_port, running_stack, wait_for
 
 ALL_PHOTOS = sorted(PHOTOS.glob("*.JPEG"))
 FILES_PER_SCENARIO = 16
@@ -40,15 +40,13 @@ FAULT_TABLE: list[dict] = []
 # -- the stack and what is measured on it ---------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory, tiny_clip_dir):
-    running = start_stack(tmp_path_factory.mktemp("faults"), tiny_clip_dir, "faults",
-                          MEDIASEARCH_TASK_VISIBILITY_TIMEOUT=str(VISIBILITY_TIMEOUT_S),
-                          # Retry countdowns must stay under the visibility timeout, or a waiting retry is
-                          # delivered a second time.
-                          MEDIASEARCH_INGEST_RETRY_BASE_S="0.2", MEDIASEARCH_INGEST_RETRY_MAX_S="1",
-                          MEDIASEARCH_INGEST_MAX_RETRIES="1000")
-    yield running
-    running.client.close()
-    running.stack.stop()
+    with running_stack(tmp_path_factory.mktemp("faults"), tiny_clip_dir, "faults",
+                     MEDIASEARCH_TASK_VISIBILITY_TIMEOUT=str(VISIBILITY_TIMEOUT_S),
+                     # Retry countdowns must stay under the visibility timeout, or a waiting retry is
+                     # delivered a second time.
+                     MEDIASEARCH_INGEST_RETRY_BASE_S="0.2", MEDIASEARCH_INGEST_RETRY_MAX_S="1",
+                     MEDIASEARCH_INGEST_MAX_RETRIES="1000") as running:
+        yield running
     write_fault_table()
 
 

@@ -28,7 +28,7 @@ from schemathesis.specs.openapi.checks import (
 from services.gateway.app import create_app
 from shared.schemas import SearchResponse
 from shared.settings import Settings
-from tests.conftest import PHOTOS, start_stack
+from tests.conftest import PHOTOS, running_stack
 
 # A bounded, repeatable run; FUZZ_SEED=<n> FUZZ_EXAMPLES=<n> explore further.
 EXAMPLES_PER_OPERATION = int(os.environ.get("FUZZ_EXAMPLES", "25"))
@@ -40,16 +40,14 @@ SECRET = "fuzz canary: this file must never be served"
 def fuzz_stack(tmp_path_factory, tiny_clip_dir):
     tmp = tmp_path_factory.mktemp("fuzz")
     (tmp / "secret.txt").write_text(SECRET)  # beside the data dir
-    running = start_stack(tmp, tiny_clip_dir, "fuzz", MEDIASEARCH_API_KEY=API_KEY,
-                          MEDIASEARCH_RATE_LIMIT_SEARCH_PER_MIN="0", MEDIASEARCH_RATE_LIMIT_UPLOAD_PER_MIN="0")
-    running.client.headers["X-API-Key"] = API_KEY
-    photos = sorted(PHOTOS.glob("*.JPEG"))[300:303]
-    job = running.wait_job(running.upload([(f"fuzz/{p.name}", p.read_bytes()) for p in photos]))
-    assert job["indexed"] == len(photos)  # a few media, frames and a collection for the ids to hit
-    running.tmp = tmp
-    yield running
-    running.client.close()
-    running.stack.stop()
+    with running_stack(tmp, tiny_clip_dir, "fuzz", MEDIASEARCH_API_KEY=API_KEY,
+                     MEDIASEARCH_RATE_LIMIT_SEARCH_PER_MIN="0", MEDIASEARCH_RATE_LIMIT_UPLOAD_PER_MIN="0") as running:
+        running.client.headers["X-API-Key"] = API_KEY
+        photos = sorted(PHOTOS.glob("*.JPEG"))[300:303]
+        job = running.wait_job(running.upload([(f"fuzz/{p.name}", p.read_bytes()) for p in photos]))
+        assert job["indexed"] == len(photos)  # a few media, frames and a collection for the ids to hit
+        running.tmp = tmp
+        yield running
 
 
 API_KEY = "fuzz-api-key-1d0e9"  # with a key set, requests without it must be refused: schemathesis tries that

@@ -19,7 +19,7 @@ from PIL import Image
 from services.ingest_worker.pipeline import IngestContext, TransientFault, ingest_item
 from shared import catalog
 from shared.clients import EmbedderClient
-from tests.conftest import PHOTOS, SHARED_DATA, VIDEOS, free_port, start_stack, wait_for
+from tests.conftest import PHOTOS, SHARED_DATA, VIDEOS, free_port, running_stack, wait_for
 from tests.test_ingest_media import bomb_png, ffmpeg
 
 ALL_PHOTOS = sorted(PHOTOS.glob("*.JPEG"))
@@ -30,14 +30,11 @@ def stack(tmp_path_factory, tiny_clip_dir):
     tmp = tmp_path_factory.mktemp("ingest-stack")
     inbox = tmp / "inbox"
     inbox.mkdir()
-    running = start_stack(tmp, tiny_clip_dir, "ingest",
-                          MEDIASEARCH_INGEST_ROOTS=f"{SHARED_DATA},{inbox}",
-                          MEDIASEARCH_INGEST_RETRY_BASE_S="0.2", MEDIASEARCH_INGEST_RETRY_MAX_S="1",
-                          MEDIASEARCH_INGEST_MAX_RETRIES="200")
-    running.inbox = inbox
-    yield running
-    running.client.close()
-    running.stack.stop()
+    with running_stack(tmp, tiny_clip_dir, "ingest", MEDIASEARCH_INGEST_ROOTS=f"{SHARED_DATA},{inbox}",
+                     MEDIASEARCH_INGEST_RETRY_BASE_S="0.2", MEDIASEARCH_INGEST_RETRY_MAX_S="1",
+                     MEDIASEARCH_INGEST_MAX_RETRIES="200") as running:
+        running.inbox = inbox
+        yield running
 
 
 @pytest.fixture

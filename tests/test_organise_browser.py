@@ -9,7 +9,7 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.conftest import RunningStack, start_stack, wait_for
+from tests.conftest import RunningStack, running_stack, wait_for
 from tests.test_browser import UI_TIMEOUT_MS, browser, close_page, open_page, shot  # noqa: F401 (a fixture)
 from tests.test_organise_stack import STACK_ENV, Holiday, holiday  # noqa: F401 (holiday is a fixture)
 
@@ -19,10 +19,8 @@ NEAR_COPY = re.compile(r"Near copy · [01]\.\d{3}")  # the score: 1 - differing 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory, tiny_clip_dir) -> RunningStack:
-    running = start_stack(tmp_path_factory.mktemp("organise-ui"), tiny_clip_dir, "organise-ui", **STACK_ENV)
-    yield running
-    running.client.close()
-    running.stack.stop()
+    with running_stack(tmp_path_factory.mktemp("organise-ui"), tiny_clip_dir, "organise-ui", **STACK_ENV) as running:
+        yield running
 
 
 @pytest.fixture

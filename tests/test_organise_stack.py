@@ -21,7 +21,7 @@ from services.organise.vectors import media_vectors
 from shared import catalog
 from shared.media_store import MediaStore
 from shared.vectors import VectorStore
-from tests.conftest import PHOTOS, VIDEOS, RunningStack, start_stack, wait_for
+from tests.conftest import PHOTOS, VIDEOS, RunningStack, running_stack, wait_for
 
 # The tiny random CLIP puts unrelated photos much closer together than real CLIP does (cosines up to
 # ~0.85 for the photos below, against >= 0.99 for a photo's copies), so albums use a higher threshold
@@ -54,10 +54,8 @@ class Holiday:
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory, tiny_clip_dir) -> RunningStack:
-    running = start_stack(tmp_path_factory.mktemp("organise"), tiny_clip_dir, "organise", **STACK_ENV)
-    yield running
-    running.client.close()
-    running.stack.stop()
+    with running_stack(tmp_path_factory.mktemp("organise"), tiny_clip_dir, "organise", **STACK_ENV) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import PHOTOS, free_port, start_stack
+from tests.conftest import PHOTOS, free_port, running_stack
 
 PHOTOS_USED = sorted(PHOTOS.glob("*.JPEG"))[200:210]
 
@@ -13,10 +13,8 @@ PHOTOS_USED = sorted(PHOTOS.glob("*.JPEG"))[200:210]
 @pytest.fixture
 def two_shard_stack(tmp_path, tiny_clip_dir):
     urls = ",".join(f"http://127.0.0.1:{free_port()}" for _ in range(2))
-    running = start_stack(tmp_path, tiny_clip_dir, "two-shards", MEDIASEARCH_INDEX_URLS=urls)
-    yield running
-    running.client.close()
-    running.stack.stop()
+    with running_stack(tmp_path, tiny_clip_dir, "two-shards", MEDIASEARCH_INDEX_URLS=urls) as running:
+        yield running
 
 
 def test_shards_merge_then_partial_results_and_embedder_outage(two_shard_stack):
