@@ -74,6 +74,10 @@ def test_text_search_returns_k_complete_results(live_stack, photo_job):
     assert found["query"] == "a dog" and found["k"] == 7 and len(found["results"]) == 7
     similarities = [r["similarity"] for r in found["results"]]
     assert similarities == sorted(similarities, reverse=True)
+    # Where the time went (what `make bench-search` reads), beside the security headers.
+    spans = {entry.split(";")[0].strip() for entry in reply.headers["server-timing"].split(",")}
+    assert spans == {"embed", "index", "total"}
+    assert reply.headers["x-content-type-options"] == "nosniff"
     for result in found["results"]:
         assert RESULT_FIELDS <= set(result)
         assert result["frame_url"] == f"/frame/{result['frame_id']}"

@@ -14,8 +14,9 @@ import hmac
 
 from fastapi import HTTPException, Request, Security
 from fastapi.security import APIKeyHeader
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from services.gateway.response_headers import send_adding_headers
 from shared.schemas import ErrorBody
 
 API_KEY_HEADER = "X-API-Key"
@@ -73,18 +74,7 @@ class SecurityHeaders:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        csp = DOCS_CSP if scope["path"].startswith(DOCS_PATHS) else CSP
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = list(message.get("headers", []))
-                present = {name.lower() for name, _ in headers}
-                for name, value in ((b"x-content-type-options", b"nosniff"), (b"x-frame-options", b"DENY"),
-                                    (b"referrer-policy", b"no-referrer"),
-                                    (b"content-security-policy", csp.encode())):
-                    if name not in present:
-                        headers.append((name, value))
-                message = {**message, "headers": headers}
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
+        csp = (DOCS_CSP if scope["path"].startswith(DOCS_PATHS) else CSP).encode()
+        headers = ((b"x-content-type-options", b"nosniff"), (b"x-frame-options", b"DENY"),
+                   (b"referrer-policy", b"no-referrer"), (b"content-security-policy", csp))
+        await self.app(scope, receive, send_adding_headers(send, lambda: headers))

@@ -11,7 +11,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from services.gateway.response_headers import send_adding_headers
 
 _spans: ContextVar[dict[str, float] | None] = ContextVar("server_timing_spans", default=None)
 
@@ -40,14 +42,14 @@ class ServerTimingMiddleware:
         token = _spans.set(spans)
         start = time.perf_counter()
 
-        async def send_with_timing(message: Message) -> None:
-            if message["type"] == "http.response.start" and spans:
-                entries = [f"{name};dur={seconds * 1000:.2f}" for name, seconds in spans.items()]
-                entries.append(f"total;dur={(time.perf_counter() - start) * 1000:.2f}")
-                message.setdefault("headers", []).append((b"server-timing", ", ".join(entries).encode()))
-            await send(message)
+        def timing() -> list[tuple[bytes, bytes]]:
+            if not spans:
+                return []
+            entries = [f"{name};dur={seconds * 1000:.2f}" for name, seconds in spans.items()]
+            entries.append(f"total;dur={(time.perf_counter() - start) * 1000:.2f}")
+            return [(b"server-timing", ", ".join(entries).encode())]
 
         try:
-            await self.app(scope, receive, send_with_timing)
+            await self.app(scope, receive, send_adding_headers(send, timing))
         finally:
             _spans.reset(token)
