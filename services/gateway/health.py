@@ -17,18 +17,15 @@ from shared import catalog
 from shared.clients import UpstreamError
 from shared.schemas import EmbedderHealth, Health, IndexHealth, ServiceState
 
-PROBE_SECONDS = 3.0
+PROBE_SECONDS = 3.0  # also the gateway's Redis client timeouts (state.py)
 
 
-def ping_redis(url: str) -> ServiceState:
-    client = redis.Redis.from_url(url, socket_timeout=PROBE_SECONDS, socket_connect_timeout=PROBE_SECONDS)
+def ping_redis(client: redis.Redis, url: str) -> ServiceState:
     try:
         client.ping()
         return ServiceState(name="redis", url=_without_password(url), ok=True)
     except redis.RedisError as exc:
         return ServiceState(name="redis", url=_without_password(url), ok=False, detail=str(exc))
-    finally:
-        client.close()
 
 
 def _without_password(url: str) -> str:
@@ -50,7 +47,7 @@ async def gather_health(gateway: Gateway) -> Health:
     probes += [_probe(f"index-{n}", shard.base_url, shard.health) for n, shard in enumerate(gateway.shards)]
     answers, redis_state, counts = await asyncio.gather(
         asyncio.gather(*probes),
-        anyio.to_thread.run_sync(ping_redis, settings.effective_redis_url),
+        anyio.to_thread.run_sync(ping_redis, gateway.redis, settings.effective_redis_url),
         anyio.to_thread.run_sync(lambda: catalog.counts(gateway.catalog())))
     embedder: EmbedderHealth | None = answers[0][1]
     shards: list[IndexHealth | None] = [answer for _, answer in answers[1:]]

@@ -7,6 +7,7 @@ import threading
 from pathlib import Path
 from typing import Annotated
 
+import redis
 from celery import Celery
 from fastapi import Depends, Request
 
@@ -25,6 +26,8 @@ class Gateway:
         self.embedder = AsyncEmbedderClient(settings.embedder_url)
         self.shards = [AsyncIndexClient(url) for url in settings.index_urls]
         self.celery: Celery = make_celery(settings)
+        # For health probes; a pool, so one client serves every request thread.
+        self.redis = redis.Redis.from_url(settings.effective_redis_url, socket_timeout=3, socket_connect_timeout=3)
         self._local = threading.local()
         self._vectors: VectorStore | None = None
         self._vectors_lock = threading.Lock()
@@ -52,6 +55,7 @@ class Gateway:
             await shard.aclose()
         if self._vectors is not None:
             self._vectors.close()
+        self.redis.close()
 
 
 def get_gateway(request: Request) -> Gateway:

@@ -186,11 +186,15 @@ def recluster_due(conn: sqlite3.Connection, settings: Settings, now: float | Non
     """Whether to ask for re-clustering now: something changed and nobody asked in the last
     ``recluster_debounce_s`` seconds. Records the request, so concurrent callers ask once."""
     now = time.time() if now is None else now
-    with catalog.transaction(conn):
-        if not catalog.clusters_need_work(conn):
-            return False
+
+    def asked_recently() -> bool:
         asked = catalog.get_state(conn, RECLUSTER_REQUESTED)
-        if asked is not None and 0 <= now - asked < settings.recluster_debounce_s:
+        return asked is not None and 0 <= now - asked < settings.recluster_debounce_s
+
+    if asked_recently():  # the common case of a UI polling: answered without the write lock
+        return False
+    with catalog.transaction(conn):
+        if not catalog.clusters_need_work(conn) or asked_recently():
             return False
         catalog.set_state(conn, RECLUSTER_REQUESTED, now)
     return True

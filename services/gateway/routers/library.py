@@ -90,9 +90,10 @@ def list_clusters(gateway: GatewayDep) -> ClusterList:
     queues a re-clustering (merging albums that drifted together, labelling new ones): `pending` says
     so, and asking again later shows the result."""
     conn = gateway.catalog()
-    if recluster_due(conn, gateway.settings):
+    pending = catalog.clusters_need_work(conn)
+    if pending and recluster_due(conn, gateway.settings):
         queue_reclustering(gateway)
-    return ClusterList(clusters=library.list_clusters(conn), pending=catalog.clusters_need_work(conn))
+    return ClusterList(clusters=library.list_clusters(conn), pending=pending)
 
 
 @router.post("/clusters/recluster", status_code=202, response_model=ClusterList,
