@@ -187,13 +187,15 @@ export class JobsPanel {
         jobError.textContent = current.error || "";
         if (isFinished(current)) connection.hidden = true;
 
-        const list = current.errors || [];
+        const list = current.errors || []; // the first ones only; `failed` counts them all
+        const failed = current.failed ?? list.length;
         errors.hidden = list.length === 0;
-        if (list.length !== shownErrors) {
+        if (failed !== shownErrors) {
           // Open a short list the first time errors appear; afterwards leave it as the person set it.
           if (shownErrors <= 0 && list.length) errors.open = list.length <= 5;
-          shownErrors = list.length;
-          errorsSummary.textContent = `${plural(list.length, "file")} could not be indexed`;
+          shownErrors = failed;
+          errorsSummary.textContent = `${plural(failed, "file")} could not be indexed`
+            + (failed > list.length ? ` (the first ${list.length} are listed)` : "");
           errorsList.replaceChildren(...list.map((item) =>
             el("li", {}, el("code", { class: "error-file", title: item.file }, item.file),
               el("span", { class: "error-reason" }, item.reason))));

@@ -109,6 +109,8 @@ CREATE TABLE IF NOT EXISTS library_state (   -- small named timestamps (e.g. whe
 );
 """
 
+# A job's status lists this many failed files at most (it is polled and streamed often); `failed` counts all.
+MAX_LISTED_ERRORS = 200
 TERMINAL_ITEM_STATES = ("indexed", "duplicate", "failed", "cancelled")
 
 
@@ -191,8 +193,8 @@ def job_status(conn: sqlite3.Connection, job_id: str) -> dict | None:
         status = "queued"
     errors = [
         {"file": row["file"], "reason": row["reason"] or "failed"}
-        for row in conn.execute("SELECT file, reason FROM job_items WHERE job_id=? AND status='failed' ORDER BY id",
-                                (job_id,))
+        for row in conn.execute("SELECT file, reason FROM job_items WHERE job_id=? AND status='failed' "
+                                "ORDER BY id LIMIT ?", (job_id, MAX_LISTED_ERRORS))
     ]
     return {
         "id": job_id,

@@ -30,7 +30,7 @@ class JobStatus(BaseModel):
     indexed: int
     duplicates: int
     failed: int
-    errors: list[FileError]
+    errors: list[FileError] = Field(description="The first 200 failed files with their reasons; `failed` counts all")
     error: str | None = None
 
 
