@@ -26,7 +26,7 @@ install: system-deps
 	$(PY) -m pip install -q -e '.[ml,dev,bench]'
 
 run:
-	$(PY) -m services.stack
+	$(PY) -m tools.stack
 
 test:
 	$(PY) -m pytest -q tests

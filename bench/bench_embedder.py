@@ -39,8 +39,8 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
 from services.embedder.model import ClipEmbedder
-from services.stack import find_redis_server
 from shared.schemas import EmbedderMetrics
+from tools.stack import find_redis_server
 
 PHOTOS = REPO_ROOT.parent / "shared" / "data" / "photos" / "imagenet-sample"
 RESULTS = REPO_ROOT / "bench" / "results" / "embedder.md"

@@ -28,10 +28,10 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from services.stack import Stack
 from shared import catalog
 from shared.vectors import VectorStore
 from tests.conftest import PHOTOS, stack_env
+from tools.stack import Stack
 
 RESULTS = REPO / "bench" / "results"
 WORDS = ["dog", "cat", "beach", "mountain", "car", "city", "night", "snow", "forest", "river", "bird", "boat",

@@ -3,7 +3,7 @@
     python bench/load_test.py                  # real ViT-B/32 architecture, random weights (real cost)
     python bench/load_test.py --model tiny     # the tests' tiny CLIP: measures the plumbing, not the model
 
-Starts its own stack (services.stack.Stack: Redis, embedder, index, one ingest worker, gateway) on
+Starts its own stack (tools.stack.Stack: Redis, embedder, index, one ingest worker, gateway) on
 loopback ports in a temporary data dir, and only ever talks to 127.0.0.1. Steps:
 1. ingest ``--seed`` real photos, so searches have something to rank;
 2. unloaded: one client, then ``--clients`` concurrent clients, searching for ``--duration`` seconds each;
@@ -35,9 +35,9 @@ import numpy as np
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
-from services.stack import Stack
 from tests.conftest import PHOTOS, stack_env
 from tests.tiny_clip import REAL_MODEL_DIR, make_tiny_clip_dir
+from tools.stack import Stack
 
 RESULTS = REPO_ROOT / "bench" / "results" / "load.md"
 PLACES = ("in the snow", "at the beach", "in a city street", "on a table", "at night", "in the forest",

@@ -49,9 +49,24 @@ class Moment(BaseModel):
     similarity: float
 
 
+# -- where the gateway serves things: the one place each URL is spelt -------------------------------
+def frame_url(frame_id: int) -> str:
+    """The normalised JPEG of a frame (a photo, or one moment of a video)."""
+    return f"/frame/{frame_id}"
+
+
+def thumb_url(frame_id: int) -> str:
+    return f"/thumb/{frame_id}"
+
+
+def original_url(media_id: int) -> str:
+    """The file as it was uploaded (HTTP Range supported)."""
+    return f"/media/{media_id}/original"
+
+
 def media_url(media_id: int, kind: str) -> str:
     """Where the gateway serves a media item's original: videos with HTTP Range for seeking."""
-    return f"/video/{media_id}" if kind == "video" else f"/media/{media_id}/original"
+    return f"/video/{media_id}" if kind == "video" else original_url(media_id)
 
 
 class SearchResult(BaseModel):

@@ -24,6 +24,7 @@ import fcntl
 import os
 import struct
 import threading
+from enum import Enum
 from pathlib import Path
 
 import numpy as np
@@ -46,9 +47,65 @@ def encode_video_owner(media_id: int) -> int:
     return -(media_id + 1)
 
 
+def video_of_owner(owner):
+    """The media id of a whole-video owner id (``encode_video_owner`` undone); works on arrays too."""
+    return -owner - 1
+
+
 def decode_owner(owner: int) -> tuple[str, int]:
     """``("frame", frame_id)`` or ``("video", media_id)`` for a row's owner id."""
-    return ("frame", owner) if owner >= 0 else ("video", -owner - 1)
+    return ("frame", owner) if owner >= 0 else ("video", video_of_owner(owner))
+
+
+class ZeroVector(ValueError):
+    """A vector with no direction (all zeros, or not finite) was given where a direction is needed."""
+
+
+class OnZero(Enum):
+    """What ``unit`` does with a vector that has no direction; each caller picks one on purpose."""
+
+    RAISE = "raise"  # a query: there is nothing to compare with (the caller answers 4xx)
+    KEEP = "keep"  # stored data: a zero row stays zero and simply matches nothing
+
+
+def unit(vector, on_zero: OnZero) -> np.ndarray:
+    """``vector`` scaled to length 1, as float32."""
+    vector = np.asarray(vector, dtype=np.float32)
+    norm = float(np.linalg.norm(vector))
+    if norm == 0 or not np.isfinite(norm):
+        if on_zero is OnZero.RAISE:
+            raise ZeroVector("the vector is zero or not finite; it has no direction to compare")
+        return vector
+    return (vector / norm).astype(np.float32)
+
+
+class LazyReader:
+    """A read-only view of the vectors store, opened on first use (the files appear with the first
+    embedding) and kept for the life of the process. ``get()`` raises FileNotFoundError until then."""
+
+    def __init__(self, directory: Path):
+        self.directory = Path(directory)
+        self._store: VectorStore | None = None
+        self._lock = threading.Lock()
+
+    def get(self) -> VectorStore:
+        with self._lock:
+            if self._store is None:
+                self._store = VectorStore(self.directory)
+            return self._store
+
+    def get_or_none(self) -> VectorStore | None:
+        """The store, or None while nothing has been embedded."""
+        try:
+            return self.get()
+        except FileNotFoundError:
+            return None
+
+    def close(self) -> None:
+        with self._lock:
+            if self._store is not None:
+                self._store.close()
+                self._store = None
 
 
 def _read_header(path: Path) -> tuple[int, int, int, str]:

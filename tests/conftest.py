@@ -14,8 +14,8 @@ import httpx
 import pytest
 import redis
 
-from services.stack import Stack, find_redis_server
 from tests.tiny_clip import make_tiny_clip_dir
+from tools.stack import Stack, find_redis_server
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 PHOTOS = SHARED_DATA / "photos" / "imagenet-sample"

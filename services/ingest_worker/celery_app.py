@@ -18,7 +18,7 @@ from services.ingest_worker.pipeline import (
     retry_delay,
     wait_for_retry,
 )
-from services.organise.worker import organise_library
+from shared.organise.upkeep import organise_library
 from shared.queue import INGEST_ITEM_TASK, RECLUSTER_TASK, make_celery
 from shared.reconcile import reconcile
 from shared.settings import Settings
@@ -62,5 +62,5 @@ def ingest_item_task(self, item_id: int) -> str | None:
 
 @app.task(name=RECLUSTER_TASK)
 def recluster_task() -> dict:
-    """Re-cluster the library and label its albums (queued by the gateway; see services/organise/worker.py)."""
+    """Re-cluster the library and label its albums (queued by the gateway; see shared/organise/upkeep.py)."""
     return vars(organise_library(settings))

@@ -26,10 +26,10 @@ import httpx
 from services.ingest_worker.images import decode_image, encode_jpeg, fit, perceptual_hash
 from services.ingest_worker.sniff import SNIFF_BYTES, BadInput, MediaType, sniff
 from services.ingest_worker.video import SamplingPolicy, sample_video
-from services.organise.worker import file_ingested
 from shared import catalog
 from shared.clients import EmbedderClient
 from shared.media_store import MediaStore, UnsafeNameError, sha256_file
+from shared.organise.upkeep import file_ingested
 from shared.reconcile import adopt_committed_rows
 from shared.settings import Settings
 

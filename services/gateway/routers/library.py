@@ -1,6 +1,6 @@
 """Organising the library: duplicate review, auto-albums, collections, bulk delete.
 
-Thin HTTP shell over services.organise (plain functions over the catalog and the vectors store).
+Thin HTTP shell over shared.organise (plain functions over the catalog and the vectors store).
 """
 
 from __future__ import annotations
@@ -13,10 +13,11 @@ from fastapi import APIRouter, HTTPException, Query, Response
 
 from services.gateway import media
 from services.gateway.state import Gateway, GatewayDep
-from services.organise import NotFound, library
-from services.organise.clustering import recluster_due
-from services.organise.duplicates import find_duplicates
 from shared import catalog
+from shared.errors import NotFound
+from shared.organise import views as library
+from shared.organise.clustering import recluster_due
+from shared.organise.duplicates import find_duplicates
 from shared.queue import RECLUSTER_TASK
 from shared.schemas import (
     ClusterDetail,

@@ -16,10 +16,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from services.organise.labels import display, read_vocabulary
-from services.organise.vectors import media_vectors
 from shared import catalog
 from shared.media_store import MediaStore
+from shared.organise.labels import display, read_vocabulary
+from shared.organise.media_vectors import media_vectors
 from shared.vectors import VectorStore
 from tests.conftest import PHOTOS, VIDEOS, RunningStack, running_stack, wait_for
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import sqlite3
 from pathlib import PurePosixPath
 
-from services.organise import NotFound
 from shared import catalog
+from shared.errors import NotFound, missing_ids_message
 from shared.schemas import (
     ClusterDetail,
     ClusterSummary,
@@ -14,7 +14,9 @@ from shared.schemas import (
     CollectionDetail,
     CollectionSummary,
     LibraryItem,
+    frame_url,
     media_url,
+    thumb_url,
 )
 
 
@@ -24,13 +26,13 @@ def library_item(row: sqlite3.Row) -> LibraryItem:
     return LibraryItem(
         media_id=row["id"], kind=row["kind"], name=row["name"], folder=row["folder"], width=row["width"],
         height=row["height"], size=row["size"], duration=row["duration"], created_at=row["created_at"],
-        frame_id=frame, thumb_url=f"/thumb/{frame}" if frame is not None else None,
-        frame_url=f"/frame/{frame}" if frame is not None else None,
+        frame_id=frame, thumb_url=thumb_url(frame) if frame is not None else None,
+        frame_url=frame_url(frame) if frame is not None else None,
         media_url=media_url(row["id"], row["kind"]))
 
 
 def _thumbs(frames: list[int]) -> list[str]:
-    return [f"/thumb/{frame}" for frame in frames]
+    return [thumb_url(frame) for frame in frames]
 
 
 # -- clusters (auto-albums) --------------------------------------------------------------------------
@@ -112,8 +114,7 @@ def collection_detail(conn: sqlite3.Connection, collection_id: int, limit: int, 
 def require_media(conn: sqlite3.Connection, media_ids: list[int]) -> None:
     missing = catalog.missing_media(conn, media_ids)
     if missing:
-        shown = ", ".join(str(media_id) for media_id in missing[:20]) + (" ..." if len(missing) > 20 else "")
-        raise NotFound(f"no media with id{'s' if len(missing) > 1 else ''} {shown}")
+        raise NotFound(missing_ids_message("media", missing))
 
 
 def create_collection(conn: sqlite3.Connection, name: str, media_ids: list[int]) -> CollectionSummary:

@@ -20,7 +20,7 @@ from services.ingest_worker.pipeline import IngestContext, TransientFault, inges
 from shared import catalog
 from shared.clients import EmbedderClient
 from tests.conftest import PHOTOS, SHARED_DATA, VIDEOS, free_port, running_stack, wait_for
-from tests.test_ingest_media import bomb_png, ffmpeg
+from tests.unit.test_ingest_media import bomb_png, ffmpeg
 
 ALL_PHOTOS = sorted(PHOTOS.glob("*.JPEG"))
 

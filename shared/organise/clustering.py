@@ -16,10 +16,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from services.organise.vectors import media_vectors, unit
 from shared import catalog
+from shared.organise.media_vectors import media_vectors
 from shared.settings import Settings
-from shared.vectors import VectorStore
+from shared.vectors import OnZero, VectorStore, unit
 
 RECLUSTER_REQUESTED = "recluster_requested_at"
 
@@ -44,7 +44,7 @@ def nearest(centroids: np.ndarray, vector: np.ndarray) -> tuple[int, float] | No
 
 def running_mean(centroid: np.ndarray, size: int, vector: np.ndarray) -> np.ndarray:
     """The centroid after ``vector`` joins its ``size`` members, re-normalised to unit length."""
-    return unit((centroid * size + vector) / (size + 1))
+    return unit((centroid * size + vector) / (size + 1), OnZero.KEEP)
 
 
 @dataclass
@@ -89,7 +89,7 @@ def merge_plan(sums: np.ndarray, counts: np.ndarray, named: np.ndarray, threshol
         named[kept] |= named[gone]
         alive[gone] = False
         similar[gone, :] = similar[:, gone] = -np.inf
-        centroids[kept] = unit(sums[kept])
+        centroids[kept] = unit(sums[kept], OnZero.KEEP)
         refresh(kept)
         merges.append((int(gone), int(kept)))
 
@@ -100,7 +100,7 @@ def assign_to_cluster(conn: sqlite3.Connection, media_id: int, vector: np.ndarra
 
     Idempotent: an item already in a cluster stays where it is.
     """
-    vector = unit(vector)
+    vector = unit(vector, OnZero.KEEP)
     with catalog.transaction(conn):
         existing = catalog.cluster_of_media(conn, media_id)
         if existing is not None:
@@ -169,7 +169,7 @@ def recluster(conn: sqlite3.Connection, store: VectorStore, settings: Settings) 
         for gone, kept in plan.merges:
             catalog.merge_cluster_into(conn, clusters[gone]["id"], clusters[kept]["id"])
         merged_away = {gone for gone, _ in plan.merges}
-        centroids = {c["id"]: unit(plan.sums[i]) for i, c in enumerate(clusters) if i not in merged_away}
+        centroids = {c["id"]: unit(plan.sums[i], OnZero.KEEP) for i, c in enumerate(clusters) if i not in merged_away}
         for cluster_id, centroid in centroids.items():
             if np.linalg.norm(centroid) > 0:  # else no member's vector is committed yet: keep the running one
                 catalog.set_cluster_centroid(conn, cluster_id, encode(centroid), dirty=False)

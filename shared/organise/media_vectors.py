@@ -3,31 +3,19 @@
 from __future__ import annotations
 
 import sqlite3
-import threading
 from pathlib import Path
 
 import numpy as np
 
 from shared import catalog
-from shared.vectors import VectorStore
+from shared.vectors import LazyReader, VectorStore
 
-_readers: dict[Path, VectorStore] = {}
-_readers_lock = threading.Lock()
+_readers: dict[Path, LazyReader] = {}
 
 
 def reader(vectors_dir: Path) -> VectorStore:
-    """A read-only view of the vectors store, opened once per process (it appears with the first embedding)."""
-    with _readers_lock:
-        store = _readers.get(vectors_dir)
-        if store is None:
-            store = _readers[vectors_dir] = VectorStore(vectors_dir)
-        return store
-
-
-def unit(vector: np.ndarray) -> np.ndarray:
-    vector = np.asarray(vector, dtype=np.float32)
-    norm = float(np.linalg.norm(vector))
-    return vector / norm if norm > 0 else vector
+    """The process's read-only view of the vectors store (FileNotFoundError until the first embedding)."""
+    return _readers.setdefault(Path(vectors_dir), LazyReader(vectors_dir)).get()
 
 
 def media_vectors(conn: sqlite3.Connection, store: VectorStore,

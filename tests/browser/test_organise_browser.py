@@ -9,9 +9,9 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 
+from tests.browser.test_browser import UI_TIMEOUT_MS, browser, close_page, open_page, shot  # noqa: F401 (a fixture)
 from tests.conftest import RunningStack, running_stack, wait_for
-from tests.test_browser import UI_TIMEOUT_MS, browser, close_page, open_page, shot  # noqa: F401 (a fixture)
-from tests.test_organise_stack import STACK_ENV, Holiday, holiday  # noqa: F401 (holiday is a fixture)
+from tests.stack.test_organise_stack import STACK_ENV, Holiday, holiday  # noqa: F401 (holiday is a fixture)
 
 SETTLE_MS = 180_000
 NEAR_COPY = re.compile(r"Near copy · [01]\.\d{3}")  # the score: 1 - differing hash bits / 64

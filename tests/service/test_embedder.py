@@ -16,12 +16,12 @@ import redis
 
 from services.embedder.model import ClipEmbedder
 from services.embedder.pooling import attention_pool
-from services.stack import REPO_ROOT
 from shared.clients import EmbedderClient
 from shared.schemas import VECTORS_STREAM, EmbedderMetrics
 from shared.vectors import VectorStore, encode_video_owner
 from tests.conftest import PHOTOS, TEST_OUTPUT, free_port, wait_for
 from tests.tiny_clip import REAL_MODEL_DIR, TINY_DIM
+from tools.stack import REPO_ROOT
 
 PHOTO_NAMES = sorted(os.listdir(PHOTOS))[:8]
 

@@ -5,6 +5,3 @@ Plain functions over the catalog and the vectors store; the gateway's library ro
 worker are thin shells over them.
 """
 
-
-class NotFound(LookupError):
-    """An id that names nothing (a cluster, a collection, media); the message says which."""

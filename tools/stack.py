@@ -1,7 +1,7 @@
 """Run the whole product natively: Redis, embedder, index shard(s), ingest worker(s) and gateway, each
 its own process, and stop them all together. `make run` calls this; the tests start the same stack.
 
-    python -m services.stack            # gateway on MEDIASEARCH_GATEWAY_PORT (8000); Ctrl-C stops all
+    python -m tools.stack            # gateway on MEDIASEARCH_GATEWAY_PORT (8000); Ctrl-C stops all
 """
 
 from __future__ import annotations

@@ -23,12 +23,12 @@ from services.gateway.app import create_app
 from services.ingest_worker.pipeline import IngestContext, ingest_item
 from shared import catalog
 from shared.settings import Settings
-from tests import test_gateway_api
+from tests.service import test_gateway_api
 from tests.conftest import PHOTOS
-from tests.test_gateway_api import settings_for
-from tests.test_ingest_media import bomb_png
+from tests.service.test_gateway_api import settings_for
+from tests.unit.test_ingest_media import bomb_png
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 PHOTO = PHOTOS / "n01440764_tench.JPEG"
 BOUNDARY = "abuse-7d41a9"
 ARCHIVE_REASON = "an archive or compressed file: archives are not expanded; upload the files in it"

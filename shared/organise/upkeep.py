@@ -13,12 +13,12 @@ from __future__ import annotations
 import logging
 import sqlite3
 
-from services.organise.clustering import ReclusterReport, assign_to_cluster, recluster
-from services.organise.labels import load_vocabulary, needs_label, relabel_clusters
-from services.organise.library import folder_title
-from services.organise.vectors import media_vector, reader
 from shared import catalog
 from shared.clients import EmbedderClient
+from shared.organise.clustering import ReclusterReport, assign_to_cluster, recluster
+from shared.organise.labels import load_vocabulary, needs_label, relabel_clusters
+from shared.organise.media_vectors import media_vector, reader
+from shared.organise.views import folder_title
 from shared.settings import Settings
 
 log = logging.getLogger("mediasearch.organise")

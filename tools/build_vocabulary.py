@@ -3,8 +3,8 @@
 Run at authoring time only (the product reads the plain-text file it writes, never these sources):
 
     apt-get install wordnet-base
-    python -m services.organise.build_vocabulary ../shared/data/photos/imagenet-sample /usr/share/wordnet \
-        > services/organise/vocabulary.txt
+    python -m tools.build_vocabulary ../shared/data/photos/imagenet-sample /usr/share/wordnet \
+        > shared/organise/vocabulary.txt
 
 Three sources: the 1000 ImageNet class names (file names ``<wnid>_<class name>.JPEG``), the scenes,
 people and events written out below (Places-style categories), and the commonest concrete WordNet

@@ -17,9 +17,9 @@ from collections import defaultdict
 
 import numpy as np
 
-from services.organise.library import library_item
-from services.organise.vectors import media_vectors
 from shared import catalog
+from shared.organise.media_vectors import media_vectors
+from shared.organise.views import library_item
 from shared.schemas import DuplicateGroup, DuplicateKind, DuplicateMember, DuplicateReport
 from shared.vectors import VectorStore
 

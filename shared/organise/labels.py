@@ -18,10 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
-from services.organise.clustering import decode
-from services.organise.vectors import unit
 from shared import catalog
+from shared.organise.clustering import decode
 from shared.settings import Settings
+from shared.vectors import OnZero, unit
 
 VOCABULARY_FILE = Path(__file__).with_name("vocabulary.txt")
 PROMPT = "a photo of {}."
@@ -82,7 +82,7 @@ def display(concept: str) -> str:
 
 def label_for(centroid: np.ndarray, vocabulary: Vocabulary) -> str:
     """The best few concepts for a centroid, best first, e.g. ``"seashore, sandbar"``."""
-    scores = vocabulary.vectors @ unit(centroid)
+    scores = vocabulary.vectors @ unit(centroid, OnZero.KEEP)
     order = np.argsort(-scores)[:LABEL_MAX_TERMS]
     cutoff = scores[order[0]] + math.log(LABEL_PROBABILITY_RATIO) / LOGIT_SCALE
     return ", ".join(display(vocabulary.concepts[i]) for i in order if scores[i] >= cutoff)
@@ -92,7 +92,7 @@ def needs_label(cluster: sqlite3.Row, model_id: str, settings: Settings) -> bool
     """Never labelled, labelled with another model, or its centroid moved since it was labelled."""
     if cluster["label"] is None or cluster["label_centroid"] is None or cluster["label_model"] != model_id:
         return True
-    return float(unit(decode(cluster["centroid"])) @ unit(decode(cluster["label_centroid"]))) \
+    return float(unit(decode(cluster["centroid"]), OnZero.KEEP) @ unit(decode(cluster["label_centroid"]), OnZero.KEEP)) \
         < settings.cluster_relabel_cosine
 
 

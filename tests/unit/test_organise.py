@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 from services.embedder.model import ClipEmbedder
-from services.organise.clustering import (
+from shared import catalog
+from shared.organise.clustering import (
     assign_to_cluster,
     decode,
     merge_plan,
@@ -23,8 +24,8 @@ from services.organise.clustering import (
     recluster_due,
     running_mean,
 )
-from services.organise.duplicates import find_duplicates, similar_pairs
-from services.organise.labels import (
+from shared.organise.duplicates import find_duplicates, similar_pairs
+from shared.organise.labels import (
     VOCABULARY_FILE,
     load_vocabulary,
     needs_label,
@@ -32,11 +33,11 @@ from services.organise.labels import (
     relabel_clusters,
     vocabulary_cache_path,
 )
-from services.organise.library import list_clusters, rename_cluster
-from services.organise.vectors import media_vector, unit
-from shared import catalog
+from shared.organise.media_vectors import media_vector
+from shared.organise.views import list_clusters, rename_cluster
 from shared.settings import Settings
-from shared.vectors import VectorStore
+from shared.vectors import OnZero, VectorStore, encode_video_owner
+from shared.vectors import unit as unit_vector
 
 DIM = 64
 _serial = itertools.count()
@@ -65,7 +66,7 @@ class SyntheticLibrary:
         (row,) = self.writer.append(unit(vector)[None, :], [frame_id])
         catalog.set_frame_rows(self.conn, {frame_id: row})
         if kind == "video":  # a one-frame video: its pooled vector is its frame's
-            (pooled,) = self.writer.append(unit(vector)[None, :], [-(media_id + 1)])
+            (pooled,) = self.writer.append(unit(vector)[None, :], [encode_video_owner(media_id)])
             catalog.set_video_row(self.conn, media_id, pooled)
         return media_id
 
@@ -90,6 +91,10 @@ def lib(tmp_path):
     library = SyntheticLibrary(tmp_path)
     yield library
     library.close()
+
+
+def unit(vector: np.ndarray) -> np.ndarray:
+    return unit_vector(vector, OnZero.RAISE)
 
 
 def random_unit(rng: np.random.Generator, dim: int = DIM) -> np.ndarray:
@@ -144,7 +149,7 @@ def test_similar_pairs_matches_brute_force(monkeypatch):
     rng = np.random.default_rng(2)
     base = random_unit(rng)
     vectors = np.stack([near(base, 0.97, rng) if i % 3 == 0 else random_unit(rng) for i in range(40)])
-    monkeypatch.setattr("services.organise.duplicates.BLOCK_ELEMENTS", 100)  # several blocks
+    monkeypatch.setattr("shared.organise.duplicates.BLOCK_ELEMENTS", 100)  # several blocks
     expected = {(i, j) for i in range(40) for j in range(i + 1, 40) if vectors[i] @ vectors[j] >= 0.9}
     assert expected and {(i, j) for i, j, _ in similar_pairs(vectors, 0.9)} == expected
 
