@@ -1,0 +1,216 @@
+"""Tables ``media``, ``frames`` and ``video_vectors``: a stored file, the frames it is searched by
+(one for a photo, sampled ones for a video) and a video's one pooled vector.
+
+Media and frame ids are never reused (AUTOINCREMENT): their URLs are cached as immutable, and a vector
+row's owner id names one item forever.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Iterable
+from enum import StrEnum
+from typing import TypedDict, cast
+
+from shared.catalog.core import chunks, marks, transaction
+
+
+class MediaKind(StrEnum):
+    IMAGE = "image"
+    VIDEO = "video"
+
+
+class MediaStatus(StrEnum):
+    PENDING = "pending"  # frames not all embedded yet
+    INDEXED = "indexed"
+
+
+class MediaRow(TypedDict):
+    id: int
+    sha256: str
+    kind: MediaKind
+    mime: str
+    path: str               # the original, relative to the data dir
+    name: str               # relative path as the user named it
+    folder: str
+    size: int
+    width: int | None
+    height: int | None
+    duration: float | None  # videos
+    fps: float | None
+    phash: str | None       # perceptual hash, hex digits
+    near_duplicate_of: int | None
+    job_id: str | None
+    status: MediaStatus
+    created_at: float
+
+
+class MediaWithCover(MediaRow):
+    """A media row with its first frame, for a thumbnail (None while it has no frame)."""
+    cover_frame: int | None
+
+
+class FrameRow(TypedDict):
+    id: int
+    media_id: int
+    timestamp: float | None  # seconds into the video; None for a still image
+    path: str                # normalised JPEG, relative to the data dir
+    thumb_path: str
+    width: int
+    height: int
+    vector_row: int | None   # row in the vectors store; None until embedded
+
+
+class NearDuplicateGroup(TypedDict):
+    original: MediaRow
+    duplicates: list[MediaRow]
+
+
+class LibraryCounts(TypedDict):
+    media: int
+    frames: int  # embedded frames
+
+
+def media_row(row: sqlite3.Row) -> MediaRow:
+    """A typed media row from ``SELECT media.*`` (extra columns, such as cover_frame, are kept)."""
+    media = cast(MediaRow, dict(row))
+    media["kind"] = MediaKind(media["kind"])
+    media["status"] = MediaStatus(media["status"])
+    return media
+
+
+def _frame(row: sqlite3.Row) -> FrameRow:
+    return cast(FrameRow, dict(row))
+
+
+# -- media -----------------------------------------------------------------------------------------
+def media_by_sha(conn: sqlite3.Connection, sha256: str) -> MediaRow | None:
+    found = conn.execute("SELECT * FROM media WHERE sha256=?", (sha256,)).fetchone()
+    return None if found is None else media_row(found)
+
+
+def get_media(conn: sqlite3.Connection, media_id: int) -> MediaRow | None:
+    found = conn.execute("SELECT * FROM media WHERE id=?", (media_id,)).fetchone()
+    return None if found is None else media_row(found)
+
+
+def insert_media(conn: sqlite3.Connection, **fields) -> int:
+    """A media row from MediaRow's fields (``id`` is given by the catalog, ``created_at`` defaults to now)."""
+    fields.setdefault("created_at", time.time())
+    columns, values = ", ".join(fields), list(fields.values())
+    return conn.execute(f"INSERT INTO media({columns}) VALUES ({marks(values)})", values).lastrowid
+
+
+def mark_media_indexed(conn: sqlite3.Connection, media_id: int) -> None:
+    conn.execute("UPDATE media SET status=? WHERE id=?", (MediaStatus.INDEXED, media_id))
+
+
+def delete_media(conn: sqlite3.Connection, media_id: int) -> tuple[list[int], list[str]] | None:
+    """Remove a media item and its frames; returns the vector rows and file paths to remove."""
+    with transaction(conn):
+        media = get_media(conn, media_id)
+        if media is None:
+            return None
+        frames = frames_of_media(conn, media_id)
+        pooled = video_row(conn, media_id)
+        conn.execute("DELETE FROM media WHERE id=?", (media_id,))
+    rows = [f["vector_row"] for f in frames if f["vector_row"] is not None]
+    if pooled is not None:
+        rows.append(pooled)
+    paths = [media["path"]] + [p for f in frames for p in (f["path"], f["thumb_path"])]
+    return rows, paths
+
+
+def counts(conn: sqlite3.Connection) -> LibraryCounts:
+    return LibraryCounts(
+        media=conn.execute("SELECT COUNT(*) FROM media").fetchone()[0],
+        frames=conn.execute("SELECT COUNT(*) FROM frames WHERE vector_row IS NOT NULL").fetchone()[0])
+
+
+def media_rows(conn: sqlite3.Connection, media_ids: Iterable[int]) -> dict[int, MediaWithCover]:
+    """Media rows with ``cover_frame`` (their first frame, for a thumbnail), keyed by id; unknown ids are absent."""
+    query = ("SELECT media.*, (SELECT MIN(frames.id) FROM frames WHERE frames.media_id = media.id) AS cover_frame "
+             "FROM media WHERE media.id IN ")
+    return {row["id"]: cast(MediaWithCover, media_row(row)) for chunk in chunks(list(media_ids))
+            for row in conn.execute(f"{query}({marks(chunk)})", chunk)}
+
+
+def media_kinds(conn: sqlite3.Connection) -> dict[int, MediaKind]:
+    """``{media_id: kind}`` for the whole library."""
+    return {media_id: MediaKind(kind) for media_id, kind in conn.execute("SELECT id, kind FROM media")}
+
+
+def missing_media(conn: sqlite3.Connection, media_ids: Iterable[int]) -> list[int]:
+    """The ids among ``media_ids`` that name no media item, in the order given."""
+    ids = list(dict.fromkeys(media_ids))
+    known = {row[0] for chunk in chunks(ids)
+             for row in conn.execute(f"SELECT id FROM media WHERE id IN ({marks(chunk)})", chunk)}
+    return [media_id for media_id in ids if media_id not in known]
+
+
+# -- frames and pooled video vectors -----------------------------------------------------------------
+def insert_frame(conn: sqlite3.Connection, media_id: int, path: str, thumb_path: str, width: int, height: int,
+                 timestamp: float | None = None) -> int:
+    return conn.execute(
+        "INSERT INTO frames(media_id, timestamp, path, thumb_path, width, height) VALUES (?,?,?,?,?,?)",
+        (media_id, timestamp, path, thumb_path, width, height)).lastrowid
+
+
+def get_frame(conn: sqlite3.Connection, frame_id: int) -> FrameRow | None:
+    found = conn.execute("SELECT * FROM frames WHERE id=?", (frame_id,)).fetchone()
+    return None if found is None else _frame(found)
+
+
+def frames_of_media(conn: sqlite3.Connection, media_id: int) -> list[FrameRow]:
+    """A media item's frames in time order."""
+    return [_frame(row) for row in conn.execute("SELECT * FROM frames WHERE media_id=? ORDER BY timestamp, id",
+                                                (media_id,))]
+
+
+def set_frame_rows(conn: sqlite3.Connection, rows_by_frame: dict[int, int]) -> None:
+    """Record the vector row of each frame ``{frame_id: row}``."""
+    with transaction(conn):
+        conn.executemany("UPDATE frames SET vector_row=? WHERE id=?",
+                         [(row, frame_id) for frame_id, row in rows_by_frame.items()])
+
+
+def video_row(conn: sqlite3.Connection, media_id: int) -> int | None:
+    """The pooled vector row of a video (None until embedded, or for a photo)."""
+    found = conn.execute("SELECT vector_row FROM video_vectors WHERE media_id=?", (media_id,)).fetchone()
+    return found[0] if found else None
+
+
+def set_video_row(conn: sqlite3.Connection, media_id: int, row: int) -> None:
+    conn.execute("INSERT OR REPLACE INTO video_vectors(media_id, vector_row) VALUES (?,?)", (media_id, row))
+
+
+# -- near duplicates (perceptual hashes) -------------------------------------------------------------
+def phash_distance(a: str, b: str) -> int:
+    """Hamming distance of two perceptual hashes written as hex digits."""
+    return (int(a, 16) ^ int(b, 16)).bit_count()
+
+
+def find_near_duplicate(conn: sqlite3.Connection, phash: str, max_distance: int,
+                        kind: MediaKind | str = MediaKind.IMAGE) -> int | None:
+    """The original (never itself a near duplicate) of the closest media within ``max_distance`` bits."""
+    best: tuple[int, int] | None = None
+    for row in conn.execute("SELECT id, phash, near_duplicate_of FROM media WHERE kind=? AND phash IS NOT NULL",
+                            (MediaKind(kind),)):
+        distance = phash_distance(phash, row["phash"])
+        if distance <= max_distance and (best is None or distance < best[0]):
+            best = (distance, row["near_duplicate_of"] or row["id"])
+    return best[1] if best else None
+
+
+def near_duplicates(conn: sqlite3.Connection, limit: int = 1000) -> list[NearDuplicateGroup]:
+    """Groups of near-duplicate media, oldest groups first."""
+    groups: dict[int, list[MediaRow]] = {}
+    for row in conn.execute("SELECT * FROM media WHERE near_duplicate_of IS NOT NULL ORDER BY near_duplicate_of, id"):
+        if len(groups) >= limit and row["near_duplicate_of"] not in groups:
+            break
+        groups.setdefault(row["near_duplicate_of"], []).append(media_row(row))
+    originals = {row["id"]: media_row(row) for chunk in chunks(list(groups))
+                 for row in conn.execute(f"SELECT * FROM media WHERE id IN ({marks(chunk)})", chunk)}
+    return [NearDuplicateGroup(original=originals[original_id], duplicates=duplicates)
+            for original_id, duplicates in groups.items() if original_id in originals]

@@ -1,0 +1,190 @@
+"""The catalog's schema as ordered migration steps, and connect(), which brings a catalog file to the
+latest step.
+
+Step N takes a catalog from ``PRAGMA user_version`` N-1 to N inside one transaction, so a step that fails
+(or a process killed halfway) leaves the catalog at N-1, whole, and the next connect() tries it again.
+Steps never change once released: a new need is a new step at the end. A step may run any SQL inside a
+transaction, ALTER TABLE (ADD / RENAME / DROP COLUMN) and an UPDATE that backfills included.
+
+Creating steps use ``IF NOT EXISTS``: before these steps existed, connect() ran the whole schema at once,
+so a catalog at version 1 or 2 may already hold some of what a later step creates (and a catalog whose
+version was set back, as tests do, holds all of it). A step that alters a table cannot be repeated that
+way; it is written for exactly the schema of the version before it.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from shared.catalog.core import run_script, transaction
+
+
+@dataclass(frozen=True)
+class Step:
+    version: int  # the user_version the catalog has once the step ran
+    summary: str
+    apply: Callable[[sqlite3.Connection], None]  # runs inside the step's transaction; must not commit
+
+
+def sql_step(version: int, summary: str, script: str) -> Step:
+    """A step that is plain SQL: statements separated by ';'."""
+    return Step(version, summary, lambda conn: run_script(conn, script))
+
+
+_V1 = """
+CREATE TABLE IF NOT EXISTS jobs (
+    id TEXT PRIMARY KEY,
+    source TEXT NOT NULL,              -- 'upload' or 'folder'
+    folder TEXT NOT NULL DEFAULT '',   -- upload folder name or server path, for display and filters
+    created_at REAL NOT NULL,
+    cancelled INTEGER NOT NULL DEFAULT 0,
+    error TEXT                         -- a job-level failure (the whole job could not run)
+);
+CREATE TABLE IF NOT EXISTS job_items (
+    id INTEGER PRIMARY KEY,
+    job_id TEXT NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
+    file TEXT NOT NULL,                -- path relative to the uploaded/ingested folder
+    stored_path TEXT NOT NULL,         -- where the bytes wait, relative to the data dir or absolute
+    status TEXT NOT NULL DEFAULT 'queued',  -- queued|running|indexed|duplicate|failed|cancelled
+    reason TEXT,
+    media_id INTEGER,
+    updated_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS job_items_job ON job_items(job_id, status);
+CREATE TABLE IF NOT EXISTS media (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,  -- never reused: media URLs are cached as immutable
+    sha256 TEXT NOT NULL UNIQUE,
+    kind TEXT NOT NULL,                -- 'image' or 'video'
+    mime TEXT NOT NULL,
+    path TEXT NOT NULL,                -- original, relative to the data dir
+    name TEXT NOT NULL,                -- relative path as the user named it
+    folder TEXT NOT NULL DEFAULT '',
+    size INTEGER NOT NULL,
+    width INTEGER, height INTEGER,
+    duration REAL, fps REAL,
+    phash TEXT,
+    near_duplicate_of INTEGER REFERENCES media(id) ON DELETE SET NULL,
+    job_id TEXT,
+    status TEXT NOT NULL DEFAULT 'pending', -- pending (frames not all embedded) | indexed
+    created_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS media_phash ON media(phash);
+CREATE TABLE IF NOT EXISTS frames (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,  -- never reused: frame URLs are cached as immutable
+    media_id INTEGER NOT NULL REFERENCES media(id) ON DELETE CASCADE,
+    timestamp REAL,                    -- seconds into the video; NULL for a still image
+    path TEXT NOT NULL,                -- normalised JPEG, relative to the data dir
+    thumb_path TEXT NOT NULL,
+    width INTEGER NOT NULL, height INTEGER NOT NULL,
+    vector_row INTEGER UNIQUE          -- row in the vectors store; NULL until embedded
+);
+CREATE INDEX IF NOT EXISTS frames_media ON frames(media_id);
+"""
+
+_V2 = """
+CREATE TABLE IF NOT EXISTS video_vectors (   -- one pooled vector per video, over its frame vectors
+    media_id INTEGER PRIMARY KEY REFERENCES media(id) ON DELETE CASCADE,
+    vector_row INTEGER NOT NULL UNIQUE
+);
+"""
+
+_V3 = """
+CREATE TABLE IF NOT EXISTS clusters (        -- auto-albums: media grouped by vector similarity
+    id INTEGER PRIMARY KEY,
+    centroid BLOB NOT NULL,            -- float32 unit vector
+    name TEXT,                         -- given by the user; never overwritten by labelling
+    label TEXT,                        -- best vocabulary concepts for the centroid
+    label_centroid BLOB,               -- the centroid when it was labelled (relabel once it moved)
+    label_model TEXT,                  -- model id of the vectors the label was computed with
+    dirty INTEGER NOT NULL DEFAULT 1,  -- changed since the last re-clustering
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS cluster_members (
+    media_id INTEGER PRIMARY KEY REFERENCES media(id) ON DELETE CASCADE,
+    cluster_id INTEGER NOT NULL REFERENCES clusters(id) ON DELETE CASCADE,
+    similarity REAL NOT NULL,          -- cosine to the centroid when assigned
+    added_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS cluster_members_cluster ON cluster_members(cluster_id);
+-- A member leaving (its media deleted) moves the centroid: the next re-clustering recomputes it.
+CREATE TRIGGER IF NOT EXISTS cluster_member_gone AFTER DELETE ON cluster_members BEGIN
+    UPDATE clusters SET dirty=1 WHERE id=OLD.cluster_id;
+END;
+CREATE TABLE IF NOT EXISTS collections (     -- named sets of media made by the user or by an upload
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL,
+    job_id TEXT UNIQUE REFERENCES jobs(id) ON DELETE SET NULL,  -- the upload whose folder it is
+    created_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS collection_members (
+    collection_id INTEGER NOT NULL REFERENCES collections(id) ON DELETE CASCADE,
+    media_id INTEGER NOT NULL REFERENCES media(id) ON DELETE CASCADE,
+    added_at REAL NOT NULL,
+    PRIMARY KEY (collection_id, media_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS collection_members_media ON collection_members(media_id);
+CREATE TABLE IF NOT EXISTS library_state (   -- small named timestamps (e.g. when re-clustering was asked)
+    key TEXT PRIMARY KEY,
+    value REAL NOT NULL
+);
+"""
+
+_V4 = """
+-- claim_media looks up the live items of a media row (else a scan of every job item ever made)
+CREATE INDEX IF NOT EXISTS job_items_media ON job_items(media_id);
+-- deleting a media row sets near_duplicate_of to NULL in its copies (else a scan of media per delete);
+-- near_duplicates reads the copies in this order
+CREATE INDEX IF NOT EXISTS media_near_duplicate ON media(near_duplicate_of);
+"""
+
+STEPS: tuple[Step, ...] = (
+    sql_step(1, "jobs, job items, media, frames", _V1),
+    sql_step(2, "video_vectors: one pooled vector per video", _V2),
+    sql_step(3, "clusters, cluster_members, collections, collection_members, library_state", _V3),
+    sql_step(4, "indexes on job_items(media_id) and media(near_duplicate_of)", _V4),
+)
+SCHEMA_VERSION = STEPS[-1].version
+
+
+def user_version(conn: sqlite3.Connection) -> int:
+    return conn.execute("PRAGMA user_version").fetchone()[0]
+
+
+def migrate(conn: sqlite3.Connection, steps: Sequence[Step] = STEPS) -> int:
+    """Run the steps the catalog has not had yet, each in its own transaction; returns the version reached.
+
+    Several processes may connect at once: each step re-reads the version under the write lock, so it
+    runs once. A catalog newer than ``steps`` (written by a later release) is left as it is.
+    """
+    if [step.version for step in steps] != list(range(1, len(steps) + 1)):
+        raise ValueError("migration steps must be numbered 1, 2, 3, ... in order")
+    for step in steps:
+        if user_version(conn) >= step.version:
+            continue
+        with transaction(conn):
+            if user_version(conn) < step.version:  # else another connection ran it meanwhile
+                step.apply(conn)
+                conn.execute(f"PRAGMA user_version={step.version}")
+    return user_version(conn)
+
+
+def connect(path: Path, steps: Sequence[Step] = STEPS) -> sqlite3.Connection:
+    """Open the catalog (created if missing) at the latest schema. Rows read with ``conn.execute`` are
+    sqlite3.Row; the catalog's functions return typed rows. One connection per thread."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+    try:
+        conn.row_factory = sqlite3.Row
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        conn.execute("PRAGMA busy_timeout=30000")
+        migrate(conn, steps)
+    except BaseException:
+        conn.close()
+        raise
+    return conn
