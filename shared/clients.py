@@ -1,6 +1,20 @@
-"""Small HTTP clients for the internal services, used by the gateway and the ingest workers."""
+"""Clients of the internal services: one per remote thing, in a sync form (ingest workers, start-up
+repairs) and an async form (the gateway's event loop).
+
+Both forms raise the same error: ``UpstreamError``, with the HTTP status when the service refused
+(4xx: the caller's fault; 5xx: the service's) and ``status`` None when it could not be reached or
+timed out. No httpx error leaves this module.
+
+The index is sharded: ``IndexShards`` / ``AsyncIndexShards`` ask every shard and return a ``FanOut``
+(each shard's answer or failure), so each caller decides what a partial answer means.
+"""
 
 from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
 import httpx
 import numpy as np
@@ -19,59 +33,10 @@ from shared.schemas import (
     QueryVector,
 )
 
-
-class EmbedderClient:
-    def __init__(self, base_url: str, timeout: float = 120):
-        self.http = httpx.Client(base_url=base_url, timeout=timeout)
-
-    def embed_texts(self, texts: list[str]) -> np.ndarray:
-        reply = self.http.post("/embed/text", json={"texts": texts})
-        reply.raise_for_status()
-        return np.asarray(EmbedTextResponse.model_validate(reply.json()).vectors, dtype=np.float32)
-
-    def embed_query_image(self, data: bytes) -> np.ndarray:
-        reply = self.http.post("/embed/query-image", files={"file": ("query", data)})
-        reply.raise_for_status()
-        return np.asarray(QueryVector.model_validate(reply.json()).vector, dtype=np.float32)
-
-    def embed_frames(self, items: list[tuple[int, str]]) -> list[int]:
-        """Embed stored frames ``(owner frame id, path relative to the data dir)``; returns their rows."""
-        body = EmbedImagesRequest(items=[ImageItem(owner=o, path=p) for o, p in items])
-        reply = self.http.post("/embed/images", json=body.model_dump())
-        reply.raise_for_status()
-        return EmbedImagesResponse.model_validate(reply.json()).rows
-
-    def embed_video(self, media_id: int, rows: list[int]) -> int:
-        """Pool a video's committed frame rows into one stored video vector; returns its row."""
-        body = EmbedVideoRequest(media_id=media_id, rows=rows)
-        reply = self.http.post("/embed/video", json=body.model_dump())
-        reply.raise_for_status()
-        return EmbedVideoResponse.model_validate(reply.json()).row
-
-    def close(self) -> None:
-        self.http.close()
+T = TypeVar("T")
+DETAIL_CHARS = 500  # of a refusal's reason
 
 
-class IndexClient:
-    def __init__(self, base_url: str, timeout: float = 30):
-        self.base_url = base_url
-        self.http = httpx.Client(base_url=base_url, timeout=timeout)
-
-    def search(self, vector: np.ndarray, k: int, ef: int | None = None,
-               allow_rows: list[int] | None = None) -> IndexSearchResponse:
-        body = IndexSearchRequest(vector=[float(x) for x in vector], k=k, ef=ef, allow_rows=allow_rows)
-        reply = self.http.post("/search", json=body.model_dump())
-        reply.raise_for_status()
-        return IndexSearchResponse.model_validate(reply.json())
-
-    def delete(self, rows: list[int]) -> None:
-        self.http.post("/delete", json={"rows": rows}).raise_for_status()
-
-    def close(self) -> None:
-        self.http.close()
-
-
-# -- async clients (the gateway fans out from its event loop) -----------------------------------------
 class UpstreamError(RuntimeError):
     """An internal service could not answer (``status`` None: unreachable or timed out) or refused."""
 
@@ -81,63 +46,284 @@ class UpstreamError(RuntimeError):
         self.detail = detail
         self.status = status
 
+    @classmethod
+    def unreachable(cls, service: str, where: str, cause: Exception) -> UpstreamError:
+        return cls(service, f"unreachable at {where} ({type(cause).__name__}: {cause})")
+
     @property
     def caller_fault(self) -> bool:
         """The service answered 4xx: the input was bad, the service is fine."""
         return self.status is not None and 400 <= self.status < 500
 
 
-async def _call(http: httpx.AsyncClient, service: str, method: str, path: str, **kwargs) -> httpx.Response:
+# -- one request, either form: what counts as an answer and what as a failure --------------------------
+def _refusal(service: str, reply: httpx.Response) -> UpstreamError | None:
+    """None for a 2xx answer, else the refusal with the service's reason (its ``detail`` when JSON)."""
+    if reply.is_success:
+        return None
     try:
-        reply = await http.request(method, path, **kwargs)
+        detail = str(reply.json().get("detail", reply.text))
+    except (ValueError, AttributeError):  # not JSON, or JSON without a detail
+        detail = reply.text
+    return UpstreamError(service, detail[:DETAIL_CHARS] or f"HTTP {reply.status_code}", reply.status_code)
+
+
+def _send(http: httpx.Client, service: str, method: str, url: str, **kwargs) -> httpx.Response:
+    try:
+        reply = http.request(method, url, **kwargs)
     except httpx.HTTPError as exc:
-        raise UpstreamError(service, f"unreachable at {http.base_url} ({type(exc).__name__}: {exc})") from exc
-    if reply.status_code >= 400:
-        try:
-            detail = str(reply.json().get("detail", reply.text))
-        except ValueError:
-            detail = reply.text
-        raise UpstreamError(service, detail[:500] or f"HTTP {reply.status_code}", reply.status_code)
+        raise UpstreamError.unreachable(service, url, exc) from exc
+    if (refused := _refusal(service, reply)) is not None:
+        raise refused
     return reply
 
 
+async def _asend(http: httpx.AsyncClient, service: str, method: str, url: str, **kwargs) -> httpx.Response:
+    try:
+        reply = await http.request(method, url, **kwargs)
+    except httpx.HTTPError as exc:
+        raise UpstreamError.unreachable(service, url, exc) from exc
+    if (refused := _refusal(service, reply)) is not None:
+        raise refused
+    return reply
+
+
+def _timeout(seconds: float | None) -> Any:
+    return httpx.USE_CLIENT_DEFAULT if seconds is None else seconds
+
+
+# -- requests and answers of each service (shared by both forms) ---------------------------------------
+def _search_body(vector: np.ndarray, k: int, ef: int | None, allow_rows: list[int] | None) -> dict:
+    vector = np.asarray(vector, dtype=np.float32)
+    return IndexSearchRequest(vector=vector.tolist(), k=k, ef=ef, allow_rows=allow_rows).model_dump()
+
+
+def _frames_body(items: list[tuple[int, str]]) -> dict:
+    return EmbedImagesRequest(items=[ImageItem(owner=o, path=p) for o, p in items]).model_dump()
+
+
+def _text_vectors(reply: httpx.Response) -> np.ndarray:
+    return np.asarray(EmbedTextResponse.model_validate(reply.json()).vectors, dtype=np.float32)
+
+
+def _query_vector(reply: httpx.Response) -> np.ndarray:
+    return np.asarray(QueryVector.model_validate(reply.json()).vector, dtype=np.float32)
+
+
+# -- the embedder ----------------------------------------------------------------------------------------
+class EmbedderClient:
+    service = "embedder"
+
+    def __init__(self, base_url: str, timeout: float = 120):
+        self.base_url = base_url.rstrip("/")
+        self.http = httpx.Client(timeout=timeout)
+
+    def _post(self, path: str, **kwargs) -> httpx.Response:
+        return _send(self.http, self.service, "POST", f"{self.base_url}{path}", **kwargs)
+
+    def embed_texts(self, texts: list[str]) -> np.ndarray:
+        return _text_vectors(self._post("/embed/text", json={"texts": texts}))
+
+    def embed_query_image(self, data: bytes) -> np.ndarray:
+        return _query_vector(self._post("/embed/query-image", files={"file": ("query", data)}))
+
+    def embed_frames(self, items: list[tuple[int, str]]) -> list[int]:
+        """Embed stored frames ``(owner frame id, path relative to the data dir)``; returns their rows."""
+        return EmbedImagesResponse.model_validate(self._post("/embed/images", json=_frames_body(items)).json()).rows
+
+    def embed_video(self, media_id: int, rows: list[int]) -> int:
+        """Pool a video's committed frame rows into one stored video vector; returns its row."""
+        body = EmbedVideoRequest(media_id=media_id, rows=rows).model_dump()
+        return EmbedVideoResponse.model_validate(self._post("/embed/video", json=body).json()).row
+
+    def close(self) -> None:
+        self.http.close()
+
+
 class AsyncEmbedderClient:
+    service = "embedder"
+
     def __init__(self, base_url: str, timeout: float = 60):
-        self.http = httpx.AsyncClient(base_url=base_url, timeout=timeout)
+        self.base_url = base_url.rstrip("/")
+        self.http = httpx.AsyncClient(timeout=timeout)
+
+    async def _call(self, method: str, path: str, **kwargs) -> httpx.Response:
+        return await _asend(self.http, self.service, method, f"{self.base_url}{path}", **kwargs)
 
     async def embed_text(self, text: str) -> np.ndarray:
-        reply = await _call(self.http, "embedder", "POST", "/embed/text", json={"texts": [text]})
-        return np.asarray(EmbedTextResponse.model_validate(reply.json()).vectors[0], dtype=np.float32)
+        return _text_vectors(await self._call("POST", "/embed/text", json={"texts": [text]}))[0]
 
     async def embed_query_image(self, data: bytes, filename: str = "query") -> np.ndarray:
-        reply = await _call(self.http, "embedder", "POST", "/embed/query-image", files={"file": (filename, data)})
-        return np.asarray(QueryVector.model_validate(reply.json()).vector, dtype=np.float32)
+        return _query_vector(await self._call("POST", "/embed/query-image", files={"file": (filename, data)}))
 
-    async def health(self, timeout: float = 3) -> EmbedderHealth:
-        reply = await _call(self.http, "embedder", "GET", "/health", timeout=timeout)
+    async def health(self, timeout: float | None = 3) -> EmbedderHealth:
+        reply = await self._call("GET", "/health", timeout=_timeout(timeout))
         return EmbedderHealth.model_validate(reply.json())
 
     async def aclose(self) -> None:
         await self.http.aclose()
 
 
+# -- one index shard -------------------------------------------------------------------------------------
+class IndexClient:
+    """One shard. ``http``: a client to share (its owner closes it); by default the shard gets its own."""
+
+    def __init__(self, base_url: str, timeout: float = 30, http: httpx.Client | None = None):
+        self.base_url = base_url.rstrip("/")
+        self.service = f"index {self.base_url}"
+        self._owned = http is None
+        self.http = httpx.Client(timeout=timeout) if http is None else http
+
+    def _call(self, method: str, path: str, **kwargs) -> httpx.Response:
+        return _send(self.http, self.service, method, f"{self.base_url}{path}", **kwargs)
+
+    def search(self, vector: np.ndarray, k: int, ef: int | None = None,
+               allow_rows: list[int] | None = None) -> IndexSearchResponse:
+        reply = self._call("POST", "/search", json=_search_body(vector, k, ef, allow_rows))
+        return IndexSearchResponse.model_validate(reply.json())
+
+    def delete(self, rows: list[int]) -> None:
+        self._call("POST", "/delete", json={"rows": rows})
+
+    def health(self, timeout: float | None = None) -> IndexHealth:
+        return IndexHealth.model_validate(self._call("GET", "/health", timeout=_timeout(timeout)).json())
+
+    def close(self) -> None:
+        if self._owned:
+            self.http.close()
+
+
 class AsyncIndexClient:
-    def __init__(self, base_url: str, timeout: float = 30):
-        self.base_url = base_url
-        self.http = httpx.AsyncClient(base_url=base_url, timeout=timeout)
+    """One shard, from an event loop (``http`` as for IndexClient)."""
+
+    def __init__(self, base_url: str, timeout: float = 30, http: httpx.AsyncClient | None = None):
+        self.base_url = base_url.rstrip("/")
+        self.service = f"index {self.base_url}"
+        self._owned = http is None
+        self.http = httpx.AsyncClient(timeout=timeout) if http is None else http
+
+    async def _call(self, method: str, path: str, **kwargs) -> httpx.Response:
+        return await _asend(self.http, self.service, method, f"{self.base_url}{path}", **kwargs)
 
     async def search(self, vector: np.ndarray, k: int, ef: int | None = None,
                      allow_rows: list[int] | None = None) -> IndexSearchResponse:
-        body = IndexSearchRequest(vector=vector.tolist(), k=k, ef=ef, allow_rows=allow_rows)
-        reply = await _call(self.http, f"index {self.base_url}", "POST", "/search", json=body.model_dump())
+        reply = await self._call("POST", "/search", json=_search_body(vector, k, ef, allow_rows))
         return IndexSearchResponse.model_validate(reply.json())
 
     async def delete(self, rows: list[int]) -> None:
-        await _call(self.http, f"index {self.base_url}", "POST", "/delete", json={"rows": rows})
+        await self._call("POST", "/delete", json={"rows": rows})
 
-    async def health(self, timeout: float = 3) -> IndexHealth:
-        reply = await _call(self.http, f"index {self.base_url}", "GET", "/health", timeout=timeout)
-        return IndexHealth.model_validate(reply.json())
+    async def health(self, timeout: float | None = None) -> IndexHealth:
+        return IndexHealth.model_validate((await self._call("GET", "/health", timeout=_timeout(timeout))).json())
 
     async def aclose(self) -> None:
-        await self.http.aclose()
+        if self._owned:
+            await self.http.aclose()
+
+
+# -- every index shard at once -----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class FanOut(Generic[T]):
+    """What each shard said, in shard order: its answer, or the UpstreamError it failed with."""
+
+    urls: list[str]
+    results: list[T | UpstreamError]
+
+    @property
+    def answers(self) -> list[T]:
+        return [result for result in self.results if not isinstance(result, UpstreamError)]
+
+    @property
+    def failures(self) -> list[UpstreamError]:
+        return [result for result in self.results if isinstance(result, UpstreamError)]
+
+    @property
+    def partial(self) -> bool:
+        """Some shard did not answer."""
+        return any(isinstance(result, UpstreamError) for result in self.results)
+
+    def failed(self) -> list[str]:
+        """``"<shard url>: <reason>"`` for each shard that failed."""
+        return [f"{url}: {result.detail}" for url, result in zip(self.urls, self.results)
+                if isinstance(result, UpstreamError)]
+
+
+def _each(shards: list[IndexClient], call: Callable[[IndexClient], T]) -> FanOut[T]:
+    results: list[T | UpstreamError] = []
+    for shard in shards:
+        try:
+            results.append(call(shard))
+        except UpstreamError as exc:
+            results.append(exc)
+    return FanOut([shard.base_url for shard in shards], results)
+
+
+async def _aeach(shards: list[AsyncIndexClient], call: Callable[[AsyncIndexClient], Awaitable[T]]) -> FanOut[T]:
+    async def one(shard: AsyncIndexClient) -> T | UpstreamError:
+        try:
+            return await call(shard)
+        except UpstreamError as exc:
+            return exc
+
+    return FanOut([shard.base_url for shard in shards], list(await asyncio.gather(*(one(s) for s in shards))))
+
+
+class IndexShards:
+    """Every index shard (each keeps the rows it owns), asked one after the other over one connection pool.
+    ``http``: a client to share (its owner closes it)."""
+
+    def __init__(self, urls: list[str], timeout: float = 30, http: httpx.Client | None = None):
+        self._owned = http is None
+        self.http = httpx.Client(timeout=timeout) if http is None else http
+        self.shards = [IndexClient(url, http=self.http) for url in urls]
+
+    @property
+    def urls(self) -> list[str]:
+        return [shard.base_url for shard in self.shards]
+
+    def search(self, vector: np.ndarray, k: int, ef: int | None = None,
+               allow_rows: list[int] | None = None) -> FanOut[IndexSearchResponse]:
+        return _each(self.shards, lambda shard: shard.search(vector, k, ef, allow_rows))
+
+    def delete(self, rows: list[int], batch: int | None = None) -> FanOut[None]:
+        """Delete ``rows`` everywhere, ``batch`` rows a request; a shard fails at its first failed batch."""
+        batch = batch or max(1, len(rows))
+
+        def delete_all(shard: IndexClient) -> None:
+            for start in range(0, len(rows), batch):
+                shard.delete(rows[start:start + batch])
+
+        return _each(self.shards, delete_all)
+
+    def health(self, timeout: float | None = None) -> FanOut[IndexHealth]:
+        return _each(self.shards, lambda shard: shard.health(timeout))
+
+    def close(self) -> None:
+        if self._owned:
+            self.http.close()
+
+
+class AsyncIndexShards:
+    """Every index shard, asked at once (the gateway's form of IndexShards); a connection pool per shard,
+    so a busy shard does not hold up the others."""
+
+    def __init__(self, urls: list[str], timeout: float = 30):
+        self.shards = [AsyncIndexClient(url, timeout) for url in urls]
+
+    @property
+    def urls(self) -> list[str]:
+        return [shard.base_url for shard in self.shards]
+
+    async def search(self, vector: np.ndarray, k: int, ef: int | None = None,
+                     allow_rows: list[int] | None = None) -> FanOut[IndexSearchResponse]:
+        return await _aeach(self.shards, lambda shard: shard.search(vector, k, ef, allow_rows))
+
+    async def delete(self, rows: list[int]) -> FanOut[None]:
+        return await _aeach(self.shards, lambda shard: shard.delete(rows))
+
+    async def health(self, timeout: float | None = None) -> FanOut[IndexHealth]:
+        return await _aeach(self.shards, lambda shard: shard.health(timeout))
+
+    async def aclose(self) -> None:
+        for shard in self.shards:
+            await shard.aclose()

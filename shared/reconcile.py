@@ -20,13 +20,12 @@ import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
 import numpy as np
 
 from shared import catalog
-from shared.clients import IndexClient
+from shared.clients import IndexShards
 from shared.settings import Settings
-from shared.vectors import VectorStore, encode_video_owner
+from shared.vectors import LazyReader, VectorStore, encode_video_owner, video_of_owner
 
 log = logging.getLogger("mediasearch.reconcile")
 
@@ -40,13 +39,6 @@ class Reconciled:
     adopted_videos: int = 0
     tombstoned: int = 0  # rows sent to every shard that answered
     index_errors: list[str] = field(default_factory=list)  # shards that could not be told (tried next start)
-
-
-def _open(vectors_dir: Path) -> VectorStore | None:
-    try:
-        return VectorStore(vectors_dir)
-    except FileNotFoundError:
-        return None  # nothing embedded yet
 
 
 def _last_row_of(owners: np.ndarray, wanted: list[int]) -> dict[int, int]:
@@ -63,16 +55,17 @@ def adopt_committed_rows(conn: sqlite3.Connection, vectors_dir: Path, media_id: 
     frame_ids, video_ids = catalog.unembedded(conn, media_id)
     if not frame_ids and not video_ids:
         return 0, 0
-    store = _open(vectors_dir)
+    reader = LazyReader(vectors_dir)
+    store = reader.get_or_none()
     if store is None:
-        return 0, 0
+        return 0, 0  # nothing embedded yet
     try:
         _, owners = store.view()
         frames = _last_row_of(owners, frame_ids)
         videos = _last_row_of(owners, [encode_video_owner(v) for v in video_ids])
     finally:
-        store.close()
-    return catalog.adopt_rows(conn, frames, {-owner - 1: row for owner, row in videos.items()})
+        reader.close()
+    return catalog.adopt_rows(conn, frames, {video_of_owner(owner): row for owner, row in videos.items()})
 
 
 def orphan_rows(conn: sqlite3.Connection, store: VectorStore) -> list[int]:
@@ -83,37 +76,33 @@ def orphan_rows(conn: sqlite3.Connection, store: VectorStore) -> list[int]:
     owners = np.array(owners)
     frame_ids, media_ids = catalog.existing_ids(conn)
     frame_gone = (owners >= 0) & ~np.isin(owners, np.asarray(frame_ids, dtype=np.int64))
-    video_gone = (owners < 0) & ~np.isin(-owners - 1, np.asarray(media_ids, dtype=np.int64))
+    video_gone = (owners < 0) & ~np.isin(video_of_owner(owners), np.asarray(media_ids, dtype=np.int64))
     return np.flatnonzero(frame_gone | video_gone).tolist()
 
 
 def tombstone(rows: list[int], index_urls: list[str]) -> list[str]:
-    """Delete ``rows`` from every shard (each keeps the ones it owns); returns the shards that failed."""
-    errors = []
-    for url in index_urls:
-        client = IndexClient(url, timeout=INDEX_TIMEOUT_S)
-        try:
-            for start in range(0, len(rows), TOMBSTONE_BATCH):
-                client.delete(rows[start:start + TOMBSTONE_BATCH])
-        except httpx.HTTPError as exc:
-            errors.append(f"{url}: {type(exc).__name__}: {exc}")
-        finally:
-            client.close()
-    return errors
+    """Delete ``rows`` from every shard (each keeps the ones it owns); returns ``"<url>: <reason>"`` for
+    each shard that failed (tried again at the next start)."""
+    shards = IndexShards(index_urls, timeout=INDEX_TIMEOUT_S)
+    try:
+        return shards.delete(rows, batch=TOMBSTONE_BATCH).failed()
+    finally:
+        shards.close()
 
 
 def reconcile(settings: Settings) -> Reconciled:
     """Adopt every recoverable row, then tombstone the rows whose owner is gone."""
-    store = _open(settings.vectors_dir)
+    reader = LazyReader(settings.vectors_dir)
+    store = reader.get_or_none()
     if store is None:
-        return Reconciled()
+        return Reconciled()  # nothing embedded yet
     conn = catalog.connect(settings.catalog_path)
     try:
         frames, videos = adopt_committed_rows(conn, settings.vectors_dir)
         orphans = orphan_rows(conn, store)
     finally:
         conn.close()
-        store.close()
+        reader.close()
     errors = tombstone(orphans, settings.index_urls) if orphans else []
     report = Reconciled(frames, videos, len(orphans), errors)
     if frames or videos or orphans:

@@ -69,14 +69,15 @@ class OnZero(Enum):
 
 
 def unit(vector, on_zero: OnZero) -> np.ndarray:
-    """``vector`` scaled to length 1, as float32."""
+    """``vector`` scaled to length 1, as float32; a matrix ``(n, dim)`` row by row."""
     vector = np.asarray(vector, dtype=np.float32)
-    norm = float(np.linalg.norm(vector))
-    if norm == 0 or not np.isfinite(norm):
-        if on_zero is OnZero.RAISE:
-            raise ZeroVector("the vector is zero or not finite; it has no direction to compare")
-        return vector
-    return (vector / norm).astype(np.float32)
+    norms = np.linalg.norm(vector, axis=-1, keepdims=True)
+    no_direction = (norms == 0) | ~np.isfinite(norms)
+    if not no_direction.any():
+        return (vector / norms).astype(np.float32)
+    if on_zero is OnZero.RAISE:
+        raise ZeroVector("the vector must be finite and non-zero: it has no direction to compare")
+    return np.where(no_direction, vector, vector / np.where(no_direction, 1, norms)).astype(np.float32)
 
 
 class LazyReader:

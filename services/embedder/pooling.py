@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from shared.vectors import OnZero, ZeroVector, unit
+
 VIDEO_POOL_TEMPERATURE = 0.08
 
 
@@ -12,6 +14,9 @@ def attention_pool(frames: np.ndarray, temperature: float = VIDEO_POOL_TEMPERATU
 
     m = mean(frames); w = softmax(frames·m / temperature); v = normalise(sum_i w_i f_i). Frames close to
     the video's overall content weigh more, so a few odd frames (titles, black cuts) barely move it.
+
+    The zero rule is OnZero.RAISE: frames that cancel out give no vector (the request is refused, 422),
+    never a zero row in the store, which would match nothing and look like a stored video vector.
     """
     frames = np.asarray(frames, dtype=np.float64)
     if frames.ndim != 2 or len(frames) == 0:
@@ -19,8 +24,7 @@ def attention_pool(frames: np.ndarray, temperature: float = VIDEO_POOL_TEMPERATU
     scores = frames @ frames.mean(axis=0) / temperature
     weights = np.exp(scores - scores.max())
     weights /= weights.sum()
-    pooled = weights @ frames
-    norm = np.linalg.norm(pooled)
-    if norm == 0:
-        raise ValueError("the frame vectors cancel out: no direction to pool to")
-    return (pooled / norm).astype(np.float32)
+    try:
+        return unit(weights @ frames, OnZero.RAISE)
+    except ZeroVector:
+        raise ZeroVector("the frame vectors cancel out: no direction to pool to") from None

@@ -2,71 +2,25 @@
 
 from __future__ import annotations
 
-import logging
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 import swagger_ui
-from fastapi import Depends, FastAPI, Request
-from fastapi.exceptions import RequestValidationError
+from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from services.gateway import ratelimit, security
-from services.gateway.routers import health, jobs, library, media, search, uploads
+from services.gateway.errors import add_error_handlers
+from services.gateway.routers import clusters, collections, duplicates, health, jobs, media, search, uploads
 from services.gateway.state import Gateway
 from services.gateway.timing import ServerTimingMiddleware
-from shared.clients import UpstreamError
 from shared.schemas import ErrorBody
 from shared.settings import Settings
 
-log = logging.getLogger("mediasearch.gateway")
 DOCS_ASSETS = "/docs/assets"
-
-
-def readable_validation_error(exc: RequestValidationError) -> str:
-    """``query k: Input should be greater than or equal to 1; ...`` instead of pydantic's error list."""
-    messages = []
-    for error in exc.errors():
-        where = [str(part) for part in error.get("loc", ())]
-        place = f"{where[0]} {'.'.join(where[1:])}".strip() if where else "request"
-        messages.append(f"{place}: {error.get('msg', 'invalid')}")
-    return "; ".join(messages) or "invalid request"
-
-
-def add_error_handlers(app: FastAPI) -> None:
-    """Every error is ``{"detail": "<readable text>"}``; nothing reaches a client as a traceback."""
-
-    @app.exception_handler(StarletteHTTPException)
-    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return JSONResponse({"detail": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers)
-
-    @app.exception_handler(RequestValidationError)
-    async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
-        return JSONResponse({"detail": readable_validation_error(exc)}, status_code=422)
-
-    @app.exception_handler(UpstreamError)
-    async def upstream_error(_: Request, exc: UpstreamError) -> JSONResponse:
-        if exc.caller_fault:  # e.g. the embedder could not decode the query image
-            return JSONResponse({"detail": exc.detail}, status_code=400)
-        return JSONResponse({"detail": f"{exc.service} is unavailable: {exc.detail}"}, status_code=503)
-
-    @app.exception_handler(OverflowError)
-    async def number_too_large(request: Request, exc: OverflowError) -> JSONResponse:
-        # An id (path, query or body) beyond SQLite's 64-bit integers names nothing that can exist.
-        if "too large to convert to SQLite" in str(exc):
-            return JSONResponse({"detail": "a number in the request is out of range (ids are below 2**63)"},
-                                status_code=422)
-        return await unexpected_error(request, exc)
-
-    @app.exception_handler(Exception)
-    async def unexpected_error(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return JSONResponse({"detail": f"internal error ({type(exc).__name__}); see the gateway log"},
-                            status_code=500)
 
 
 def add_offline_docs(app: FastAPI) -> None:
@@ -88,7 +42,7 @@ def create_app(settings: Settings) -> FastAPI:
         yield
         await gateway.aclose()
 
-    # Every error body is {"detail": "..."} (add_error_handlers), a validation error too.
+    # Every error body is {"detail": "..."} (errors.add_error_handlers), a validation error too.
     # The API docs are served from the swagger-ui-py package's files, not a CDN: the product works offline.
     app = FastAPI(title="mediasearch", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None,
                   responses={400: {"model": ErrorBody, "description": "The request cannot be used (see detail)"},
@@ -110,7 +64,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(uploads.router, dependencies=[Depends(upload_limit), *protected], responses=limited)
     app.include_router(jobs.router, dependencies=protected, responses=security.RESPONSES)
     app.include_router(search.router, dependencies=[Depends(search_limit), *protected], responses=limited)
-    for router in (media.router, library.router):
+    for router in (media.router, duplicates.router, clusters.router, collections.router):
         app.include_router(router, dependencies=protected, responses=security.RESPONSES)
 
     if settings.cors_origins:

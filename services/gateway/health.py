@@ -33,29 +33,34 @@ def _without_password(url: str) -> str:
     return f"{scheme}{sep}{rest.rsplit('@', 1)[-1]}"
 
 
-async def _probe(name: str, url: str, probe) -> tuple[ServiceState, object | None]:
+def _state(name: str, url: str, answer: object) -> ServiceState:
+    if isinstance(answer, UpstreamError):
+        return ServiceState(name=name, url=url, ok=False, detail=answer.detail)
+    return ServiceState(name=name, url=url, ok=True, detail=getattr(answer, "detail", ""))
+
+
+async def _embedder_health(gateway: Gateway) -> EmbedderHealth | UpstreamError:
     try:
-        answer = await probe(timeout=PROBE_SECONDS)
+        return await gateway.embedder.health(timeout=PROBE_SECONDS)
     except UpstreamError as exc:
-        return ServiceState(name=name, url=url, ok=False, detail=exc.detail), None
-    return ServiceState(name=name, url=url, ok=True, detail=getattr(answer, "detail", "")), answer
+        return exc
 
 
 async def gather_health(gateway: Gateway) -> Health:
     settings = gateway.settings
-    probes = [_probe("embedder", settings.embedder_url, gateway.embedder.health)]
-    probes += [_probe(f"index-{n}", shard.base_url, shard.health) for n, shard in enumerate(gateway.shards)]
-    answers, redis_state, counts = await asyncio.gather(
-        asyncio.gather(*probes),
+    embedder, shards, redis_state, counts = await asyncio.gather(
+        _embedder_health(gateway),
+        gateway.shards.health(timeout=PROBE_SECONDS),
         anyio.to_thread.run_sync(ping_redis, gateway.redis, settings.effective_redis_url),
         anyio.to_thread.run_sync(lambda: catalog.counts(gateway.catalog())))
-    embedder: EmbedderHealth | None = answers[0][1]
-    shards: list[IndexHealth | None] = [answer for _, answer in answers[1:]]
-    states = [state for state, _ in answers] + [redis_state]
-    ready = embedder is not None and embedder.ready and all(s is not None and s.ready for s in shards)
+    states = [_state("embedder", settings.embedder_url, embedder)]
+    states += [_state(f"index-{n}", url, answer) for n, (url, answer) in enumerate(zip(shards.urls, shards.results))]
+    states.append(redis_state)
+    model: EmbedderHealth | None = None if isinstance(embedder, UpstreamError) else embedder
+    answered: list[IndexHealth] = shards.answers
+    ready = (model is not None and model.ready and not shards.partial and all(shard.ready for shard in answered))
     return Health(
         status="ok" if ready and all(state.ok for state in states) else "degraded",
-        media=counts["media"], frames=counts["frames"],
-        index_nodes=sum(shard.nodes for shard in shards if shard is not None),
-        dim=embedder.dim if embedder else None, model_id=embedder.model_id if embedder else None,
-        real_weights=embedder.real_weights if embedder else None, services=states)
+        media=counts["media"], frames=counts["frames"], index_nodes=sum(shard.nodes for shard in answered),
+        dim=model.dim if model else None, model_id=model.model_id if model else None,
+        real_weights=model.real_weights if model else None, services=states)

@@ -7,10 +7,10 @@ import time
 from collections.abc import AsyncIterator
 
 import anyio
-from fastapi import HTTPException
 
 from services.gateway.state import Gateway
 from shared import catalog
+from shared.errors import NotFound
 from shared.schemas import JobStatus
 
 TERMINAL_JOB_STATES = ("done", "failed", "cancelled")
@@ -21,7 +21,7 @@ KEEPALIVE_SECONDS = 15.0
 def job_status(gateway: Gateway, job_id: str) -> JobStatus:
     found = catalog.job_status(gateway.catalog(), job_id)
     if found is None:
-        raise HTTPException(404, f"no job with id {job_id!r}")
+        raise NotFound(f"no job with id {job_id!r}")
     return JobStatus.model_validate(found)
 
 
@@ -33,7 +33,7 @@ def recent_jobs(gateway: Gateway, limit: int) -> list[JobStatus]:
 
 def cancel_job(gateway: Gateway, job_id: str) -> JobStatus:
     if not catalog.cancel_job(gateway.catalog(), job_id):
-        raise HTTPException(404, f"no job with id {job_id!r}")
+        raise NotFound(f"no job with id {job_id!r}")
     return job_status(gateway, job_id)
 
 
@@ -49,7 +49,7 @@ async def job_events(gateway: Gateway, first: JobStatus) -> AsyncIterator[str]:
         await asyncio.sleep(EVENT_POLL_SECONDS)
         try:
             latest = await anyio.to_thread.run_sync(job_status, gateway, status.id)
-        except HTTPException:  # the job vanished (its data was removed): nothing more to tell
+        except NotFound:  # the job vanished (its data was removed): nothing more to tell
             return
         if latest != status:
             status = latest

@@ -9,22 +9,24 @@ applied inside the index search, so a filtered search still returns k results.
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
 from dataclasses import dataclass, field
 
 import anyio
 import numpy as np
-from fastapi import HTTPException
 
 from services.gateway.state import Gateway
 from services.gateway.timing import timed
 from shared import catalog
-from shared.clients import UpstreamError
-from shared.schemas import Moment, SearchResponse, SearchResult, media_url
+from shared.errors import BadInput, Conflict, InvalidParameter, NotFound, TooLarge, Unavailable
+from shared.schemas import Moment, SearchResponse, SearchResult, frame_url, media_url, thumb_url
+from shared.vectors import OnZero, ZeroVector, unit
 
 MAX_INDEX_K = 10_000  # IndexSearchRequest's limit
 MAX_EF = 10_000
+MAX_QUERY_CHARS = 1000
+MAX_QUERY_IMAGE_BYTES = 50 * 1024**2
+ZERO_QUERY = "the query gives a zero vector; nothing to compare with"
 
 
 @dataclass(frozen=True)
@@ -59,56 +61,80 @@ class ShardHits:
     exhausted: bool  # every shard that answered returned all it had
 
 
-def unit(vector: np.ndarray) -> np.ndarray:
-    norm = float(np.linalg.norm(vector))
-    if norm == 0 or not np.isfinite(norm):
-        raise HTTPException(400, "the query gives a zero vector; nothing to compare with")
-    return (vector / norm).astype(np.float32)
+# -- the query -----------------------------------------------------------------------------------------
+def search_options(gateway: Gateway, k: int = 20, offset: int = 0, min_similarity: float | None = None,
+                   filters: Filters | None = None, group_videos: bool = False, ef: int | None = None) -> SearchOptions:
+    """Options checked against the settings and the catalog (a collection filter must name one)."""
+    if k > gateway.settings.search_max_k:
+        raise InvalidParameter(f"k must be between 1 and {gateway.settings.search_max_k}")
+    filters = filters or Filters()
+    if filters.collection is not None and catalog.get_collection(gateway.catalog(), filters.collection) is None:
+        raise NotFound(f"no collection with id {filters.collection}")
+    return SearchOptions(k=k, offset=offset, min_similarity=min_similarity, group_videos=group_videos,
+                         filters=filters, ef=ef)
+
+
+def query_text(q: str) -> str:
+    """The words to search for, trimmed; InvalidParameter when empty or too long."""
+    text = q.strip()
+    if not text:
+        raise InvalidParameter("the query q is empty: type what to look for")
+    if len(text) > MAX_QUERY_CHARS:
+        raise InvalidParameter(f"the query q is longer than {MAX_QUERY_CHARS} characters")
+    return text
+
+
+def check_query_image_size(size: int | None) -> None:
+    """Refuse a query image over the limit before it is read (``size`` None: not known yet)."""
+    if size is not None and size > MAX_QUERY_IMAGE_BYTES:
+        raise TooLarge(f"the query image is larger than {MAX_QUERY_IMAGE_BYTES} bytes")
+
+
+def direction(vector: np.ndarray) -> np.ndarray:
+    """A query vector scaled to unit length; a query with no direction matches nothing (BadInput)."""
+    try:
+        return unit(vector, OnZero.RAISE)
+    except ZeroVector:
+        raise BadInput(ZERO_QUERY) from None
 
 
 def combine(vectors: list[np.ndarray]) -> np.ndarray:
     """Text and image queries together: the mean of the normalised vectors, normalised again."""
-    return unit(np.mean([unit(v) for v in vectors], axis=0))
+    return direction(np.mean([direction(v) for v in vectors], axis=0))
 
 
 def frame_vector(gateway: Gateway, frame_id: int) -> np.ndarray:
     """The stored vector of a frame ("more like this"), read from the vectors store."""
     frame = catalog.get_frame(gateway.catalog(), frame_id)
     if frame is None:
-        raise HTTPException(404, f"no frame with id {frame_id}")
+        raise NotFound(f"no frame with id {frame_id}")
     row = frame["vector_row"]
     if row is None:
-        raise HTTPException(409, f"frame {frame_id} is not embedded yet; try again when its job is done")
-    try:
-        vectors, _ = gateway.vectors().view()
-    except FileNotFoundError as exc:
-        raise HTTPException(409, "no vectors have been stored yet") from exc
+        raise Conflict(f"frame {frame_id} is not embedded yet; try again when its job is done")
+    store = gateway.vectors_or_none()
+    if store is None:
+        raise Conflict("no vectors have been stored yet")
+    vectors, _ = store.view()
     if row >= len(vectors):
-        raise HTTPException(409, f"frame {frame_id}'s vector is not committed yet")
+        raise Conflict(f"frame {frame_id}'s vector is not committed yet")
     return np.array(vectors[row], dtype=np.float32)
 
 
+# -- the index ------------------------------------------------------------------------------------------
 async def query_shards(gateway: Gateway, vector: np.ndarray, k: int, allow_rows: list[int] | None,
                        ef: int | None = None) -> ShardHits:
-    """Ask every shard at once; a shard that fails makes the answer partial, all failing is an error."""
-    answers = await asyncio.gather(*(shard.search(vector, k, ef, allow_rows) for shard in gateway.shards),
-                                   return_exceptions=True)
-    failures = [a for a in answers if isinstance(a, BaseException)]
-    for failure in failures:
-        if not isinstance(failure, UpstreamError):
-            raise failure
-    if len(failures) == len(answers):
-        raise HTTPException(503, "no index shard answered: " + "; ".join(str(f) for f in failures))
+    """Ask every shard at once; a shard that fails makes the answer partial, all failing is Unavailable."""
+    asked = await gateway.shards.search(vector, k, ef, allow_rows)
+    if not asked.answers:
+        raise Unavailable("no index shard answered: " + "; ".join(str(f) for f in asked.failures))
     best: dict[int, float] = {}
     exhausted = True
-    for answer in answers:
-        if isinstance(answer, BaseException):
-            continue
+    for answer in asked.answers:
         exhausted &= len(answer.rows) < k
         for row, similarity in zip(answer.rows, answer.similarities):
             best[row] = max(similarity, best.get(row, -2.0))
     ranked = sorted(best.items(), key=lambda item: -item[1])
-    return ShardHits([r for r, _ in ranked], [s for _, s in ranked], bool(failures), exhausted)
+    return ShardHits([r for r, _ in ranked], [s for _, s in ranked], asked.partial, exhausted)
 
 
 def to_results(hits: ShardHits, known: dict[int, sqlite3.Row], options: SearchOptions,
@@ -130,7 +156,7 @@ def to_results(hits: ShardHits, known: dict[int, sqlite3.Row], options: SearchOp
         result = SearchResult(
             frame_id=info["frame_id"], media_id=info["media_id"], video_id=info["media_id"] if is_video else None,
             timestamp=info["timestamp"], similarity=similarity, kind=info["kind"], name=info["name"],
-            frame_url=f"/frame/{info['frame_id']}", thumb_url=f"/thumb/{info['frame_id']}",
+            frame_url=frame_url(info["frame_id"]), thumb_url=thumb_url(info["frame_id"]),
             media_url=media_url(info["media_id"], info["kind"]),
             moments=[moment] if options.group_videos and is_video else None)
         if options.group_videos and is_video:
@@ -171,5 +197,33 @@ async def search_vector(gateway: Gateway, vector: np.ndarray, options: SearchOpt
 
 async def run_search(gateway: Gateway, query: str, vector: np.ndarray, options: SearchOptions,
                      exclude_frames: frozenset[int] = frozenset()) -> SearchResponse:
-    results, partial = await search_vector(gateway, unit(vector), options, exclude_frames)
+    results, partial = await search_vector(gateway, direction(vector), options, exclude_frames)
     return SearchResponse(query=query, k=options.k, offset=options.offset, results=results, partial=partial)
+
+
+# -- the three ways to search -------------------------------------------------------------------------
+async def search_text(gateway: Gateway, text: str, options: SearchOptions) -> SearchResponse:
+    """By words (``text`` as query_text returns it)."""
+    with timed("embed"):
+        vector = await gateway.embedder.embed_text(text)
+    return await run_search(gateway, text, vector, options)
+
+
+async def search_image(gateway: Gateway, data: bytes, name: str, text: str | None,
+                       options: SearchOptions) -> SearchResponse:
+    """By an example image; with ``text``, by the image and the words together."""
+    check_query_image_size(len(data))
+    if not data:
+        raise BadInput("the query image is empty (0 bytes)")
+    with timed("embed"):
+        vectors = [await gateway.embedder.embed_query_image(data, name)]
+        if text is not None:
+            vectors.append(await gateway.embedder.embed_text(text))
+    label = f"image:{name}" + (f" + {text}" if text else "")
+    return await run_search(gateway, label, combine(vectors), options)
+
+
+async def search_similar(gateway: Gateway, frame_id: int, options: SearchOptions) -> SearchResponse:
+    """More like this: the frame's own stored vector as the query (the frame itself is left out)."""
+    vector = await anyio.to_thread.run_sync(frame_vector, gateway, frame_id)
+    return await run_search(gateway, f"similar:{frame_id}", vector, options, exclude_frames=frozenset({frame_id}))

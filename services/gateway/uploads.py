@@ -4,7 +4,7 @@ An upload is parsed as it arrives and each file part is written straight to
 ``uploads/<job_id>/<n>``: nothing is held in memory and the client's file name is only recorded,
 never used to build a path. A file whose name cannot be recorded safely (``..``, NUL, too long)
 does not fail the upload: it becomes a failed item with the reason, and the other files go on.
-Limits (files per upload, bytes per file, bytes per upload) fail the whole request with 413,
+Limits (files per upload, bytes per file, bytes per upload) fail the whole request (TooLarge),
 and whatever was written for it is removed.
 """
 
@@ -19,15 +19,14 @@ from pathlib import Path
 from typing import BinaryIO
 
 import anyio
-from fastapi import HTTPException
 from python_multipart import MultipartParser
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import parse_options_header
 
 from services.gateway.state import Gateway
 from shared import catalog
+from shared.errors import BadInput, Forbidden, NotFound, TooLarge, Unavailable, UnsupportedType
 from shared.media_store import UnsafeNameError, clean_relative_name
-from shared.queue import INGEST_ITEM_TASK
 from shared.settings import Settings
 
 FILES_FIELD = "files"
@@ -56,10 +55,6 @@ class _Part:
     file: ReceivedFile | None = None
     text: bytearray = field(default_factory=bytearray)
     field_name: str = ""
-
-
-def too_large(message: str) -> HTTPException:
-    return HTTPException(413, message)
 
 
 class UploadReceiver:
@@ -110,14 +105,14 @@ class UploadReceiver:
         part = self._part
         _, options = parse_options_header(part.headers.get(b"content-disposition", b"").decode("latin-1"))
         if b"name" not in options:
-            raise HTTPException(400, "a multipart part has no field name (Content-Disposition name=...)")
+            raise BadInput("a multipart part has no field name (Content-Disposition name=...)")
         part.field_name = self._decode(options[b"name"])
         if b"filename" not in options:
             return
         if part.field_name != FILES_FIELD:
-            raise HTTPException(400, f"unexpected file field {part.field_name[:100]!r}: send files as {FILES_FIELD!r}")
+            raise BadInput(f"unexpected file field {part.field_name[:100]!r}: send files as {FILES_FIELD!r}")
         if len(self.files) >= self.settings.max_upload_files:
-            raise too_large(f"too many files: at most {self.settings.max_upload_files} per upload")
+            raise TooLarge(f"too many files: at most {self.settings.max_upload_files} per upload")
         raw_name = self._decode(options[b"filename"])
         received = ReceivedFile(raw_name=raw_name, stored_path=f"{self.job_dir}/{len(self.files)}")
         try:
@@ -134,18 +129,18 @@ class UploadReceiver:
         size = end - start
         self.total_bytes += size
         if self.total_bytes > self.settings.max_upload_bytes:
-            raise too_large(f"upload is larger than the limit of {self.settings.max_upload_bytes} bytes")
+            raise TooLarge(f"upload is larger than the limit of {self.settings.max_upload_bytes} bytes")
         received = self._part.file
         if received is None:
             if len(self._part.text) + size > MAX_TEXT_FIELD_BYTES:
-                raise HTTPException(400, f"form field {self._part.field_name[:100]!r} is longer than "
-                                         f"{MAX_TEXT_FIELD_BYTES} bytes")
+                raise BadInput(f"form field {self._part.field_name[:100]!r} is longer than "
+                               f"{MAX_TEXT_FIELD_BYTES} bytes")
             self._part.text.extend(data[start:end])
             return
         received.size += size
         if received.size > self.settings.max_file_bytes:
-            raise too_large(f"file {received.shown_name!r} is larger than the limit of "
-                            f"{self.settings.max_file_bytes} bytes per file")
+            raise TooLarge(f"file {received.shown_name!r} is larger than the limit of "
+                           f"{self.settings.max_file_bytes} bytes per file")
         if received.refused is None:
             chunk = bytes(data[start:end])
             self._pending.append(lambda: received.handle.write(chunk))
@@ -154,7 +149,7 @@ class UploadReceiver:
         received = self._part.file
         if received is None:
             if self._part.field_name in self.fields:
-                raise HTTPException(400, f"form field {self._part.field_name[:100]!r} is sent more than once")
+                raise BadInput(f"form field {self._part.field_name[:100]!r} is sent more than once")
             self.fields[self._part.field_name] = self._decode(bytes(self._part.text))
         elif received.refused is None:
             self._pending.append(lambda: self._close(received))
@@ -189,7 +184,7 @@ class UploadReceiver:
                     await anyio.to_thread.run_sync(self.flush)
             self._parser.finalize()
         except FormParserError as exc:
-            raise HTTPException(400, f"malformed multipart body: {exc}") from exc
+            raise BadInput(f"malformed multipart body: {exc}") from exc
         finally:
             await anyio.to_thread.run_sync(self.close_all)
 
@@ -197,7 +192,7 @@ class UploadReceiver:
 def multipart_boundary(content_type: str) -> tuple[bytes, str]:
     kind, params = parse_options_header(content_type)
     if kind != b"multipart/form-data" or b"boundary" not in params:
-        raise HTTPException(415, "send the files as multipart/form-data (a 'files' part per file)")
+        raise UnsupportedType("send the files as multipart/form-data (a 'files' part per file)")
     charset = params.get(b"charset", b"utf-8").decode("latin-1")
     try:
         charset = codecs.lookup(charset).name
@@ -212,7 +207,7 @@ def upload_folder_name(fields: dict[str, str], files: list[ReceivedFile]) -> str
         try:
             return clean_relative_name(fields[FOLDER_FIELD].strip())
         except UnsafeNameError as exc:
-            raise HTTPException(400, f"bad folder name: {exc}") from exc
+            raise BadInput(f"bad folder name: {exc}") from exc
     tops = {f.name.split("/", 1)[0] for f in files if f.name}
     if len(tops) == 1 and all("/" in f.name for f in files if f.name):
         return tops.pop()
@@ -224,7 +219,7 @@ async def receive_upload(gateway: Gateway, content_type: str, content_length: st
     """Stream a multipart upload to disk, then create its job and enqueue its files; returns the job id."""
     settings = gateway.settings
     if content_length and content_length.isdigit() and int(content_length) > settings.max_upload_bytes:
-        raise too_large(f"upload is larger than the limit of {settings.max_upload_bytes} bytes")
+        raise TooLarge(f"upload is larger than the limit of {settings.max_upload_bytes} bytes")
     boundary, charset = multipart_boundary(content_type)
     job_id = catalog.new_job_id()
     job_dir = gateway.upload_dir(job_id)
@@ -233,7 +228,7 @@ async def receive_upload(gateway: Gateway, content_type: str, content_length: st
     try:
         await receiver.receive(chunks)
         if not receiver.files:
-            raise HTTPException(400, f"the upload holds no files (send each file as a {FILES_FIELD!r} part)")
+            raise BadInput(f"the upload holds no files (send each file as a {FILES_FIELD!r} part)")
         folder = upload_folder_name(receiver.fields, receiver.files)
     except BaseException:
         await anyio.to_thread.run_sync(lambda: shutil.rmtree(job_dir, ignore_errors=True))
@@ -241,7 +236,7 @@ async def receive_upload(gateway: Gateway, content_type: str, content_length: st
     files = [(f.shown_name, f.stored_path, f.refused) for f in receiver.files]
     try:
         return await anyio.to_thread.run_sync(lambda: create_and_enqueue(gateway, "upload", folder, files, job_id))
-    except HTTPException:  # the queue is down: the job is marked failed, its files are of no use
+    except Unavailable:  # the queue is down: the job is marked failed, its files are of no use
         await anyio.to_thread.run_sync(lambda: shutil.rmtree(job_dir, ignore_errors=True))
         raise
 
@@ -255,13 +250,10 @@ def create_and_enqueue(gateway: Gateway, source: str, folder: str, files: list[t
     refused = {item_id: reason for item_id, (_, _, reason) in zip(item_ids, files) if reason}
     catalog.mark_items_failed(conn, refused)
     try:
-        with gateway.celery.producer_or_acquire() as producer:
-            for item_id in item_ids:
-                if item_id not in refused:
-                    gateway.celery.send_task(INGEST_ITEM_TASK, args=[item_id], producer=producer)
-    except Exception as exc:  # the broker is down: the job cannot run, say so on the job itself
-        catalog.fail_job(conn, job_id, f"could not queue the files: {exc}")
-        raise HTTPException(503, f"the task queue (Redis) is unavailable: {exc}") from exc
+        gateway.queue.ingest([item_id for item_id in item_ids if item_id not in refused])
+    except Unavailable as exc:  # the broker is down: the job cannot run, say so on the job itself
+        catalog.fail_job(conn, job_id, f"could not queue the files: {exc.__cause__}")
+        raise
     return job_id
 
 
@@ -269,22 +261,22 @@ def create_and_enqueue(gateway: Gateway, source: str, folder: str, files: list[t
 def allowed_folder(settings: Settings, requested: str) -> Path:
     """The real folder behind ``requested`` if it lies under an ingest root (after following symlinks)."""
     if not settings.ingest_roots:
-        raise HTTPException(403, "server-side folder ingest is disabled: set MEDIASEARCH_INGEST_ROOTS")
+        raise Forbidden("server-side folder ingest is disabled: set MEDIASEARCH_INGEST_ROOTS")
     if "\0" in requested:
-        raise HTTPException(400, "path contains a NUL byte")
+        raise BadInput("path contains a NUL byte")
     path = Path(requested)
     if not path.is_absolute():
-        raise HTTPException(400, f"give an absolute path under one of the ingest roots: "
-                                 f"{', '.join(str(r) for r in settings.ingest_roots)}")
+        raise BadInput(f"give an absolute path under one of the ingest roots: "
+                       f"{', '.join(str(r) for r in settings.ingest_roots)}")
     real = path.resolve()
     roots = [root.resolve() for root in settings.ingest_roots]
     if not any(real.is_relative_to(root) for root in roots):
-        raise HTTPException(403, f"{requested!r} is outside the ingest roots "
-                                 f"({', '.join(str(r) for r in roots)}); symlinks and '..' are followed first")
+        raise Forbidden(f"{requested!r} is outside the ingest roots "
+                        f"({', '.join(str(r) for r in roots)}); symlinks and '..' are followed first")
     if not real.exists():
-        raise HTTPException(404, f"no such folder: {requested!r}")
+        raise NotFound(f"no such folder: {requested!r}")
     if not real.is_dir():
-        raise HTTPException(400, f"{requested!r} is not a folder")
+        raise BadInput(f"{requested!r} is not a folder")
     return real
 
 
@@ -320,9 +312,9 @@ def ingest_folder(gateway: Gateway, requested: str) -> str:
     folder = allowed_folder(settings, requested)
     files = folder_files(folder, [root.resolve() for root in settings.ingest_roots])
     if not files:
-        raise HTTPException(400, f"{requested!r} holds no files (hidden files are skipped)")
+        raise BadInput(f"{requested!r} holds no files (hidden files are skipped)")
     if len(files) > settings.max_upload_files:
-        raise HTTPException(413, f"{requested!r} holds {len(files)} files, more than the limit of "
-                                 f"{settings.max_upload_files} for one job (MEDIASEARCH_MAX_UPLOAD_FILES); "
-                                 "ingest its subfolders one by one")
+        raise TooLarge(f"{requested!r} holds {len(files)} files, more than the limit of "
+                       f"{settings.max_upload_files} for one job (MEDIASEARCH_MAX_UPLOAD_FILES); "
+                       "ingest its subfolders one by one")
     return create_and_enqueue(gateway, "folder", str(folder), files)

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from services.index.hnsw import HNSWIndex, IndexFileError
-from shared.vectors import VectorStore
+from shared.vectors import LazyReader, OnZero, VectorStore, unit
 
 log = logging.getLogger("mediasearch.index")
 
@@ -52,6 +52,7 @@ class Shard:
         self.shard_id = shard_id
         self.shard_count = shard_count
         self.graph_params = {"m": m, "ef_construction": ef_construction, "ef_search": ef_search}
+        self.reader = LazyReader(vectors_dir)
         self.store: VectorStore | None = None
         self.index: HNSWIndex | None = None
         self.indexed_through = 0  # every committed row below this has been considered
@@ -64,9 +65,8 @@ class Shard:
 
     # -- following the store ---------------------------------------------------------------------
     def _open(self) -> bool:
-        try:
-            self.store = VectorStore(self.vectors_dir)
-        except FileNotFoundError:
+        self.store = self.reader.get_or_none()
+        if self.store is None:
             return False  # nothing embedded yet
         vectors, _ = self.store.view()
         self.state_dir.mkdir(parents=True, exist_ok=True)
@@ -119,16 +119,14 @@ class Shard:
         query = np.asarray(query, dtype=np.float32)
         if query.shape != (index.dim,):
             raise ValueError(f"query has {query.size} dimensions, the index holds {index.dim}")
-        norm = float(np.linalg.norm(query))
-        if not np.isfinite(norm) or norm == 0:
-            raise ValueError("query vector must be finite and non-zero")
+        query = unit(query, OnZero.RAISE)  # ZeroVector (a ValueError) for a query with no direction
         allowed = None
         if allow_rows is not None:
             allowed = np.asarray(allow_rows, dtype=np.int64)
             allowed = allowed[(allowed >= 0) & (allowed % self.shard_count == self.shard_id)]
             if not len(allowed):
                 return [], []
-        rows, sims = index.search(query / norm, k=k, ef=ef, filter=allowed)
+        rows, sims = index.search(query, k=k, ef=ef, filter=allowed)
         return [int(r) for r in rows], [float(s) for s in sims]
 
     def delete(self, rows: list[int]) -> int:
@@ -168,8 +166,7 @@ class Shard:
         self.snapshot()
         if self.index is not None:
             self.index.close()
-        if self.store is not None:
-            self.store.close()
+        self.reader.close()
 
     def __len__(self) -> int:
         return 0 if self.index is None else len(self.index)

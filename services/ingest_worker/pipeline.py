@@ -27,7 +27,7 @@ from services.ingest_worker.images import decode_image, encode_jpeg, fit, percep
 from services.ingest_worker.sniff import SNIFF_BYTES, BadInput, MediaType, sniff
 from services.ingest_worker.video import SamplingPolicy, sample_video
 from shared import catalog
-from shared.clients import EmbedderClient
+from shared.clients import EmbedderClient, IndexShards, UpstreamError
 from shared.media_store import MediaStore, UnsafeNameError, sha256_file
 from shared.organise.upkeep import file_ingested
 from shared.reconcile import adopt_committed_rows
@@ -51,7 +51,11 @@ class IngestContext:
     conn: sqlite3.Connection
     store: MediaStore
     embedder: EmbedderClient
-    index_http: httpx.Client  # asks the index shards how far they have caught up
+    index_http: httpx.Client  # the connection the index shards are asked over (how far they have caught up)
+    index: IndexShards = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.index = IndexShards(self.settings.index_urls, http=self.index_http)
 
     @classmethod
     def open(cls, settings: Settings) -> IngestContext:
@@ -314,34 +318,28 @@ def _wait_until_searchable(last_row: int, ctx: IngestContext) -> None:
     The index follows the vectors store on its own, so a shard that is down or slow holds nothing up
     for long."""
     deadline = time.monotonic() + INDEX_CATCH_UP_WAIT_S
-    for url in ctx.settings.index_urls:
+    for shard in ctx.index.shards:
         while time.monotonic() < deadline:
             try:
-                if ctx.index_http.get(f"{url}/health").json()["indexed_through"] > last_row:
+                if shard.health().indexed_through > last_row:
                     break
-            except (httpx.HTTPError, ValueError, KeyError):
+            except (UpstreamError, ValueError):  # down, or not answering health: not waited for
                 break
             time.sleep(0.02)
 
 
 def _call_embedder(call: Callable[[], T]) -> T:
+    """The embedder's faults: unreachable, 5xx, 408 and 429 pass (TransientFault); any other refusal is
+    about these frames (BadInput)."""
     try:
         return call()
-    except httpx.TransportError as exc:
-        raise TransientFault(f"embedder unreachable ({type(exc).__name__}: {exc})") from exc
-    except httpx.HTTPStatusError as exc:
-        status = exc.response.status_code
-        detail = _detail(exc.response)
-        if status >= 500 or status in (408, 429):
-            raise TransientFault(f"embedder answered HTTP {status}: {detail}") from exc
-        raise BadInput(f"the embedder refused the frames (HTTP {status}: {detail})") from exc
-
-
-def _detail(response: httpx.Response) -> str:
-    try:
-        return str(response.json().get("detail", response.text))[:300]
-    except ValueError:
-        return response.text[:300]
+    except UpstreamError as exc:
+        detail = exc.detail[:300]
+        if exc.status is None:
+            raise TransientFault(f"embedder {detail}") from exc  # "embedder unreachable at ..."
+        if exc.status >= 500 or exc.status in (408, 429):
+            raise TransientFault(f"embedder answered HTTP {exc.status}: {detail}") from exc
+        raise BadInput(f"the embedder refused the frames (HTTP {exc.status}: {detail})") from exc
 
 
 def _is_transient(exc: Exception) -> bool:

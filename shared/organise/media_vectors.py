@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from shared import catalog
-from shared.vectors import LazyReader, VectorStore
+from shared.vectors import LazyReader, OnZero, VectorStore, unit
 
 _readers: dict[Path, LazyReader] = {}
 
@@ -26,9 +26,7 @@ def media_vectors(conn: sqlite3.Connection, store: VectorStore,
     ids = sorted(media_id for media_id, row in rows.items() if row < len(vectors))
     if not ids:
         return [], np.zeros((0, store.dim), dtype=np.float32)
-    matrix = np.array(vectors[[rows[media_id] for media_id in ids]], dtype=np.float32)
-    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
-    return ids, matrix / np.where(norms > 0, norms, 1)
+    return ids, unit(vectors[[rows[media_id] for media_id in ids]], OnZero.KEEP)  # a zero row matches nothing
 
 
 def media_vector(conn: sqlite3.Connection, store: VectorStore, media_id: int) -> np.ndarray | None:

@@ -23,19 +23,13 @@ from services.gateway.app import create_app
 from services.ingest_worker.pipeline import IngestContext, ingest_item
 from shared import catalog
 from shared.settings import Settings
-from tests.service import test_gateway_api
-from tests.conftest import PHOTOS
-from tests.service.test_gateway_api import settings_for
-from tests.unit.test_ingest_media import bomb_png
+from tests.samples import PHOTOS, bomb_png
+from tests.service.conftest import settings_for
 
 REPO = Path(__file__).resolve().parents[2]
 PHOTO = PHOTOS / "n01440764_tench.JPEG"
 BOUNDARY = "abuse-7d41a9"
 ARCHIVE_REASON = "an archive or compressed file: archives are not expanded; upload the files in it"
-
-# The in-process gateway of test_gateway_api: a real Redis (conftest's redis_url); embedder and index at
-# closed ports.
-make_client, client = test_gateway_api.make_client, test_gateway_api.client
 
 
 def tree(root: Path, skip: Path) -> dict[str, tuple[int, int]]:

@@ -18,6 +18,7 @@ from services.embedder.model import ClipEmbedder
 from services.embedder.pooling import attention_pool
 from shared.clients import EmbedderClient
 from shared.schemas import VECTORS_STREAM, EmbedderMetrics
+from shared.settings import INT8_MIN_COSINE
 from shared.vectors import VectorStore, encode_video_owner
 from tests.conftest import PHOTOS, TEST_OUTPUT, free_port, wait_for
 from tests.tiny_clip import REAL_MODEL_DIR, TINY_DIM
@@ -37,9 +38,9 @@ class EmbedderProcess:
                **{f"MEDIASEARCH_{key.upper()}": value for key, value in settings.items()}}
         self.log_path = TEST_OUTPUT / "logs" / "embedder" / f"{log_name}.log"
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        self.log = open(self.log_path, "wb")  # noqa: SIM115 (open while the process runs; stop() closes it)
-        self.process = subprocess.Popen([sys.executable, "-m", "services.embedder"], env=env, cwd=REPO_ROOT,
-                                        stdout=self.log, stderr=subprocess.STDOUT)
+        with open(self.log_path, "wb") as log:  # the process keeps its own handle
+            self.process = subprocess.Popen([sys.executable, "-m", "services.embedder"], env=env, cwd=REPO_ROOT,
+                                            stdout=log, stderr=subprocess.STDOUT)
         self.http = httpx.Client(base_url=self.url, timeout=60)
         self.client = EmbedderClient(self.url)
 
@@ -57,11 +58,12 @@ class EmbedderProcess:
         return EmbedderMetrics.model_validate(self.http.get("/metrics").json())
 
     def stop(self) -> None:
+        """Stops the process; a second call does nothing."""
         self.http.close()
         self.client.close()
-        self.process.terminate()
-        self.process.wait(timeout=30)
-        self.log.close()
+        if self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=30)
 
 
 def put_frames(data_dir: Path, names: list[str]) -> list[str]:
@@ -76,16 +78,32 @@ def put_frames(data_dir: Path, names: list[str]) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def embedder(tmp_path_factory, tiny_clip_dir, redis_url):
-    data_dir = tmp_path_factory.mktemp("embedder-data")
-    # A long collection window so that concurrent requests reliably meet in one batch.
-    service = EmbedderProcess(data_dir, tiny_clip_dir, "main", clip_random_weights="1", redis_url=redis_url,
-                              embed_max_batch="8", embed_max_wait_ms="400")
+def embedders(tmp_path_factory, tiny_clip_dir, redis_url) -> dict[str, EmbedderProcess]:
+    """Every embedder process of this module, started at once so that they load side by side (each takes
+    seconds): "main" with a long collection window, so that concurrent requests reliably meet in one
+    batch; "no-redis" with no Redis to announce to; "missing-weights" with a real config but no weights."""
+    dead_redis = f"redis://127.0.0.1:{free_port()}/0"
+    started: dict[str, EmbedderProcess] = {}
     try:
-        assert service.wait_answering().status_code == 200
-        yield service
+        started["main"] = EmbedderProcess(tmp_path_factory.mktemp("embedder-main"), tiny_clip_dir, "main",
+                                          clip_random_weights="1", redis_url=redis_url, embed_max_batch="8",
+                                          embed_max_wait_ms="400")
+        started["no-redis"] = EmbedderProcess(tmp_path_factory.mktemp("embedder-no-redis"), tiny_clip_dir,
+                                              "no-redis", clip_random_weights="1", redis_url=dead_redis)
+        started["missing-weights"] = EmbedderProcess(tmp_path_factory.mktemp("embedder-missing-weights"),
+                                                     REAL_MODEL_DIR, "missing-weights", clip_random_weights="0",
+                                                     redis_url=dead_redis)
+        yield started
     finally:
-        service.stop()
+        for service in started.values():
+            service.stop()
+
+
+@pytest.fixture(scope="module")
+def embedder(embedders) -> EmbedderProcess:
+    service = embedders["main"]
+    assert service.wait_answering().status_code == 200
+    return service
 
 
 def stored_rows(data_dir: Path, rows: list[int]) -> tuple[np.ndarray, np.ndarray]:
@@ -134,14 +152,14 @@ def test_preprocessing_matches_the_reference_clip_processor(tiny_clip_dir):
                                       axis=1), 1, atol=0.01)
 
 
-def test_int8_path_agrees_with_fp32(tiny_clip_dir):
+def test_int8_vectors_agree_with_fp32_for_every_photo_and_text(tiny_clip_dir):
     fp32 = ClipEmbedder(str(tiny_clip_dir), random_weights=True, threads=1)
     int8 = ClipEmbedder(str(tiny_clip_dir), random_weights=True, threads=1, int8=True)
     assert int8.precision == "int8" and int8.model_id == fp32.model_id
     pixels = np.stack([fp32.preprocess((PHOTOS / name).read_bytes()) for name in PHOTO_NAMES])
-    assert np.sum(fp32.embed_pixels(pixels) * int8.embed_pixels(pixels), axis=1).min() >= 0.99
+    assert np.sum(fp32.embed_pixels(pixels) * int8.embed_pixels(pixels), axis=1).min() >= INT8_MIN_COSINE
     texts = ["a dog in the snow", "a red car"]
-    assert np.sum(fp32.embed_texts(texts) * int8.embed_texts(texts), axis=1).min() >= 0.99
+    assert np.sum(fp32.embed_texts(texts) * int8.embed_texts(texts), axis=1).min() >= INT8_MIN_COSINE
 
 
 # -- the service ---------------------------------------------------------------------------------------
@@ -228,33 +246,26 @@ def test_bad_input_gets_a_4xx_and_stores_nothing(embedder):
     assert embedder.metrics().committed_rows == committed
 
 
-def test_restart_gives_the_same_vectors_and_commits_survive_redis_down(embedder, tmp_path, tiny_clip_dir):
-    dead_redis = f"redis://127.0.0.1:{free_port()}/0"
-    other = EmbedderProcess(tmp_path, tiny_clip_dir, "no-redis", clip_random_weights="1", redis_url=dead_redis)
-    try:
-        assert other.wait_answering().status_code == 200
-        text = "a lighthouse at dusk"
-        np.testing.assert_array_equal(other.client.embed_texts([text]), embedder.client.embed_texts([text]))
-        rows = other.client.embed_frames([(1, put_frames(tmp_path, PHOTO_NAMES[:1])[0])])
-        assert rows == [0]
-        metrics = other.metrics()
-        assert metrics.committed_rows == 1 and metrics.stream_errors == 1
-    finally:
-        other.stop()
+def test_restart_gives_the_same_vectors_and_commits_survive_redis_down(embedder, embedders):
+    other = embedders["no-redis"]  # another process of the same model, as after a restart
+    assert other.wait_answering().status_code == 200
+    text = "a lighthouse at dusk"
+    np.testing.assert_array_equal(other.client.embed_texts([text]), embedder.client.embed_texts([text]))
+    rows = other.client.embed_frames([(1, put_frames(other.data_dir, PHOTO_NAMES[:1])[0])])
+    assert rows == [0]
+    metrics = other.metrics()
+    assert metrics.committed_rows == 1 and metrics.stream_errors == 1
 
 
-def test_missing_weights_gives_503_with_one_clear_line(tmp_path):
-    service = EmbedderProcess(tmp_path, REAL_MODEL_DIR, "missing-weights", clip_random_weights="0",
-                              redis_url=f"redis://127.0.0.1:{free_port()}/0")
-    try:
-        reply = service.wait_answering()
-        assert reply.status_code == 503
-        detail = reply.json()["detail"]
-        assert "\n" not in detail and str(REAL_MODEL_DIR) in detail
-        for hint in ("MEDIASEARCH_CLIP_MODEL", "MEDIASEARCH_CLIP_RANDOM_WEIGHTS=1", "model.safetensors"):
-            assert hint in detail
-        assert service.http.post("/embed/text", json={"texts": ["x"]}).status_code == 503
-    finally:
-        service.stop()
+def test_missing_weights_gives_503_with_one_clear_line(embedders):
+    service = embedders["missing-weights"]
+    reply = service.wait_answering()
+    assert reply.status_code == 503
+    detail = reply.json()["detail"]
+    assert "\n" not in detail and str(REAL_MODEL_DIR) in detail
+    for hint in ("MEDIASEARCH_CLIP_MODEL", "MEDIASEARCH_CLIP_RANDOM_WEIGHTS=1", "model.safetensors"):
+        assert hint in detail
+    assert service.http.post("/embed/text", json={"texts": ["x"]}).status_code == 503
+    service.stop()
     log = service.log_path.read_text()
     assert detail in log and "Traceback" not in log

@@ -10,42 +10,12 @@ from pathlib import Path
 
 import pytest
 import redis
-from fastapi.testclient import TestClient
 
-from services.gateway.app import create_app
 from shared import catalog
-from shared.settings import Settings
-from tests.conftest import PHOTOS, VIDEOS, free_port
+from tests.samples import PHOTOS, VIDEOS
 
 VIDEO = VIDEOS / "asl_gestures" / "bird.mkv"
 PHOTO = PHOTOS / "n01440764_tench.JPEG"
-
-
-def settings_for(tmp_path: Path, redis_url: str, **overrides) -> Settings:
-    # Embedder and index point at closed ports: nothing here may need them, except where a test says so.
-    values = {"data_dir": tmp_path / "data", "redis_url": redis_url, "ingest_roots": [tmp_path / "root"],
-              "embedder_url": f"http://127.0.0.1:{free_port()}", "index_urls": [f"http://127.0.0.1:{free_port()}"]}
-    return Settings(**{**values, **overrides})
-
-
-@pytest.fixture
-def make_client(tmp_path, redis_url):
-    clients = []
-
-    def make(**overrides) -> TestClient:
-        client = TestClient(create_app(settings_for(tmp_path, redis_url, **overrides)))
-        client.__enter__()
-        clients.append(client)
-        return client
-
-    yield make
-    for client in clients:
-        client.__exit__(None, None, None)
-
-
-@pytest.fixture
-def client(make_client) -> TestClient:
-    return make_client()
 
 
 def queued_messages(redis_url: str) -> int:

@@ -4,7 +4,7 @@ from fastapi import APIRouter, Depends, Request, Response
 
 from services.gateway import security
 from services.gateway.health import gather_health
-from services.gateway.state import GatewayDep
+from services.gateway.routers.deps import GatewayDep
 from shared.schemas import ErrorBody, Health
 
 router = APIRouter(tags=["health"])

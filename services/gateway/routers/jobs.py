@@ -6,7 +6,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 
 from services.gateway import jobs
-from services.gateway.state import GatewayDep
+from services.gateway.routers.deps import GatewayDep
 from shared.schemas import ErrorBody, JobList, JobStatus
 
 router = APIRouter(prefix="/jobs", tags=["jobs"], responses={404: {"model": ErrorBody}})

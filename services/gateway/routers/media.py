@@ -1,33 +1,44 @@
+"""Media files (frames, thumbnails, originals with HTTP Range), metadata and deletion."""
+
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException, Request, Response
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import FileResponse
 
 from services.gateway import media
-from services.gateway.state import Gateway, GatewayDep
-from shared.schemas import ErrorBody, MediaDeleted, MediaInfo
+from services.gateway.media import StoredFile
+from services.gateway.routers.deps import GatewayDep
+from services.gateway.state import Gateway
+from shared.schemas import ErrorBody, MediaBulkDeleted, MediaDeleted, MediaIds, MediaInfo
 
 router = APIRouter(tags=["media"], responses={404: {"model": ErrorBody}})
 
+IMMUTABLE = "max-age=31536000, immutable"
 _JPEG = {200: {"content": {"image/jpeg": {}}}, 304: {"description": "Not modified (If-None-Match)"}}
 _RANGED = {206: {"description": "Partial content (HTTP Range)"}, 416: {"description": "Range not satisfiable"}}
 
 
-def _private(gateway: Gateway) -> bool:
-    """Behind an API key, shared caches must not keep copies."""
-    return gateway.settings.api_key is not None
+def immutable_file(request: Request, gateway: Gateway, file: StoredFile) -> Response:
+    """A content-addressed file with long caching; 304 when the client already has it; Range honoured.
+    Behind an API key, shared caches must not keep copies."""
+    etag = f'"{file.path.name}"'
+    private = gateway.settings.api_key is not None
+    headers = {"Cache-Control": f"{'private' if private else 'public'}, {IMMUTABLE}", "ETag": etag}
+    if etag in request.headers.get("if-none-match", ""):
+        return Response(status_code=304, headers=headers)
+    return FileResponse(file.path, media_type=file.media_type, headers=headers, filename=file.filename,
+                        content_disposition_type="inline")
 
 
 @router.get("/frame/{frame_id}", response_class=Response, responses=_JPEG)
 def get_frame(frame_id: int, request: Request, gateway: GatewayDep) -> Response:
     """The normalised JPEG of a frame (a photo, or one moment of a video)."""
-    path = media.stored_file(gateway, media.frame_row(gateway, frame_id)["path"])
-    return media.immutable_file(request, path, "image/jpeg", _private(gateway))
+    return immutable_file(request, gateway, media.frame_file(gateway, frame_id))
 
 
 @router.get("/thumb/{frame_id}", response_class=Response, responses=_JPEG)
 def get_thumb(frame_id: int, request: Request, gateway: GatewayDep) -> Response:
-    path = media.stored_file(gateway, media.frame_row(gateway, frame_id)["thumb_path"])
-    return media.immutable_file(request, path, "image/jpeg", _private(gateway))
+    return immutable_file(request, gateway, media.thumb_file(gateway, frame_id))
 
 
 @router.get("/media/{media_id}", response_model=MediaInfo)
@@ -35,28 +46,26 @@ def get_media_info(media_id: int, gateway: GatewayDep) -> MediaInfo:
     return media.media_info(gateway, media_id)
 
 
-def _original(media_id: int, request: Request, gateway: Gateway, videos_only: bool) -> Response:
-    row = media.media_row(gateway, media_id)
-    if videos_only and row["kind"] != "video":
-        raise HTTPException(404, f"media {media_id} is not a video; its file is at /media/{media_id}/original")
-    path = media.stored_file(gateway, row["path"])
-    return media.immutable_file(request, path, media.original_media_type(row), _private(gateway),
-                                filename=media.original_filename(row))
-
-
 @router.get("/media/{media_id}/original", response_class=Response, responses=_RANGED)
 def get_original(media_id: int, request: Request, gateway: GatewayDep) -> Response:
     """The file as it was uploaded (HTTP Range supported)."""
-    return _original(media_id, request, gateway, videos_only=False)
+    return immutable_file(request, gateway, media.original_file(gateway, media_id))
 
 
 @router.get("/video/{media_id}", response_class=Response, responses=_RANGED)
 def get_video(media_id: int, request: Request, gateway: GatewayDep) -> Response:
     """The original video, streamed with HTTP Range so players can seek to a moment."""
-    return _original(media_id, request, gateway, videos_only=True)
+    return immutable_file(request, gateway, media.original_file(gateway, media_id, videos_only=True))
 
 
 @router.delete("/media/{media_id}", response_model=MediaDeleted)
 async def delete_media(media_id: int, gateway: GatewayDep) -> MediaDeleted:
     """Remove a photo or video: from the catalog, from every index shard (tombstones) and from disk."""
     return await media.delete_media(gateway, media_id)
+
+
+@router.post("/media/delete", response_model=MediaBulkDeleted, responses={422: {"model": ErrorBody}})
+async def delete_media_items(body: MediaIds, gateway: GatewayDep) -> MediaBulkDeleted:
+    """Remove several photos or videos: files, frames, vectors (tombstoned in every shard) and catalog rows.
+    An unknown id fails the whole request with 404 before anything is deleted."""
+    return await media.delete_media_items(gateway, body.media_ids)

@@ -3,7 +3,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 
 from services.gateway import uploads
-from services.gateway.state import GatewayDep
+from services.gateway.routers.deps import GatewayDep
 from shared.schemas import ErrorBody, FolderIngest, JobCreated
 
 router = APIRouter(tags=["uploads"])
