@@ -1,10 +1,14 @@
-# Everyday commands. `make install` then `make run` (or `make test`).
+# Everyday commands: `make run`, `make test` (or `make test-fast` while working). On a fresh clone each
+# installs what is missing first; `make install` (re)installs on demand.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
+# Written by a finished install; older than pyproject.toml (or missing) means install again.
+INSTALLED := $(VENV)/.installed
 SHARED := $(abspath ../shared)
 
-.PHONY: install system-deps run test bench bench-index bench-embedder bench-search load compose-smoke lint clean
+.PHONY: install system-deps run test test-fast bench bench-index bench-embedder bench-search load compose-smoke \
+	lint clean
 
 # System packages the tests use (a real Redis server, headless Chromium, ffmpeg); needs root and apt.
 system-deps:
@@ -24,35 +28,46 @@ install: system-deps
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0 $(if $(TORCH_INDEX_URL),--index-url $(TORCH_INDEX_URL))
 	$(PY) -m pip install -q -e '.[ml,dev,bench]'
+	touch $(INSTALLED)
 
-run:
+$(INSTALLED): pyproject.toml
+	$(MAKE) install
+
+run: $(INSTALLED)
 	$(PY) -m tools.stack
 
-test:
+# Every tier: unit, service, stack (the whole product on loopback) and browser (headless Chromium).
+test: $(INSTALLED)
 	$(PY) -m pytest -q tests
+
+# The inner loop: the unit and service tiers (`-m "unit or service"` selects the same tests), no whole
+# stack and no browser. By folder, so the other tiers are not even imported; nor is schemathesis's plugin
+# (only tests/stack/test_fuzz.py uses it).
+test-fast: $(INSTALLED)
+	$(PY) -m pytest -q -p no:schemathesis tests/unit tests/service
 
 bench: bench-index bench-embedder bench-search
 
 # Fashion-MNIST for the index benchmark comes from Debian's dataset-fashion-mnist package.
-bench-index:
+bench-index: $(INSTALLED)
 	@test -d /usr/share/datasets/fashion-mnist || [ "$$(id -u)" != 0 ] || apt-get install -y -qq dataset-fashion-mnist
 	$(PY) bench/bench_index.py
 
-bench-embedder:
+bench-embedder: $(INSTALLED)
 	$(PY) bench/bench_embedder.py --model $(SHARED)/models/clip-vit-base-patch32
 
-bench-search:
+bench-search: $(INSTALLED)
 	$(PY) bench/bench_search.py
 
 # 32 concurrent searchers for a fixed time while an ingest job runs (loopback only).
-load:
+load: $(INSTALLED)
 	$(PY) bench/load_test.py
 
 compose-smoke:
 	bash tests/compose_smoke.sh
 
-lint:
-	$(PY) -m ruff check shared services tests bench
+lint: $(INSTALLED)
+	$(PY) -m ruff check shared services tests tools bench
 
 clean:
 	rm -rf data test-output .pytest_cache

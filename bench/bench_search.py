@@ -30,7 +30,8 @@ sys.path.insert(0, str(REPO))
 
 from shared import catalog
 from shared.vectors import VectorStore
-from tests.conftest import PHOTOS, stack_env
+from tests.conftest import stack_env
+from tests.samples import PHOTOS
 from tools.stack import Stack
 
 RESULTS = REPO / "bench" / "results"
@@ -118,8 +119,7 @@ def main() -> None:
         # All clients come from one address here, standing in for many users: no per-client rate limit.
         env = stack_env(data_dir, Path(args.model), MEDIASEARCH_TORCH_THREADS="0",
                         MEDIASEARCH_RATE_LIMIT_SEARCH_PER_MIN="0")
-        stack = Stack(env=env,
-                      log_dir=Path(tmp) / "logs")
+        stack = Stack(env=env, log_dir=Path(tmp) / "logs")
         try:
             stack.start(timeout=600)
             url = f"http://127.0.0.1:{stack.settings.gateway_port}"

@@ -35,7 +35,8 @@ import numpy as np
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
-from tests.conftest import PHOTOS, stack_env
+from tests.conftest import stack_env
+from tests.samples import PHOTOS
 from tests.tiny_clip import REAL_MODEL_DIR, make_tiny_clip_dir
 from tools.stack import Stack
 

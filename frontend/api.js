@@ -46,32 +46,29 @@ function authHeaders() {
   return key ? { "X-API-Key": key } : {};
 }
 
-/** A readable sentence out of an error body: {"detail": "..."} or FastAPI's validation list. */
+/**
+ * A readable sentence for a failed request. The gateway answers every error with {"detail": "<sentence>"};
+ * anything else (no body, or a proxy's page in front of it) gets a sentence from the status alone.
+ */
 export function describeError(body, status, statusText = "") {
-  const detail = body && body.detail;
-  if (typeof detail === "string" && detail) return detail;
-  if (Array.isArray(detail) && detail.length) {
-    return detail
-      .map((item) => {
-        const where = (item.loc || []).filter((part) => part !== "body" && part !== "query").join(".");
-        return where ? `${where}: ${item.msg}` : item.msg;
-      })
-      .join("; ");
-  }
+  if (body && typeof body.detail === "string" && body.detail) return body.detail;
   if (status === 401 || status === 403) return "The server needs a valid API key (open Settings).";
   if (status === 413) return "Too large for the server to accept.";
   if (status >= 500) return `The server had a problem (HTTP ${status}). Try again in a moment.`;
   return `Request failed (HTTP ${status}${statusText ? ` ${statusText}` : ""}).`;
 }
 
-async function readBody(response) {
-  const text = await response.text();
-  if (!text) return null;
+/** The JSON of a response's text, or null when there is none or it is not JSON. */
+function parseJson(text) {
   try {
-    return JSON.parse(text);
+    return text ? JSON.parse(text) : null;
   } catch {
-    return { detail: text.length < 300 ? text : "" };
+    return null;
   }
+}
+
+async function readBody(response) {
+  return parseJson(await response.text());
 }
 
 /** fetch + JSON + readable errors. Throws ApiError; an aborted request rethrows the AbortError. */
@@ -123,12 +120,7 @@ export function uploadFiles(entries, { folder, onProgress } = {}) {
       if (event.lengthComputable && onProgress) onProgress(event.loaded, event.total);
     });
     xhr.addEventListener("load", () => {
-      let data = null;
-      try {
-        data = JSON.parse(xhr.responseText);
-      } catch {
-        data = null;
-      }
+      const data = parseJson(xhr.responseText);
       if (xhr.status >= 200 && xhr.status < 300 && data && data.job_id) resolve(data);
       else reject(new ApiError(describeError(data, xhr.status, xhr.statusText), xhr.status));
     });

@@ -7,14 +7,24 @@ or comma separated (``MEDIASEARCH_INGEST_ROOTS=/photos,/videos``).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from contextvars import ContextVar
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 DEFAULT_CLIP_MODEL = "openai/clip-vit-base-patch32"
+# What int8 promises: every photo's and every text's vector has at least this cosine with its fp32 vector.
+INT8_MIN_COSINE = 0.99
 
 
 def _split_commas(value: object) -> object:
@@ -42,8 +52,9 @@ class Settings(BaseSettings):
     embed_max_batch: int = Field(32, ge=1, le=1024)
     embed_max_wait_ms: float = Field(5.0, ge=0, le=1000)
     text_cache_size: int = Field(1024, ge=0)
-    # CPU only: dynamic int8 quantisation of the Linear layers, faster; vectors agree with fp32 to
-    # cosine >= 0.99 (measured by bench/bench_embedder.py). Off by default.
+    # CPU only, off by default: dynamic int8 quantisation of the Linear layers, faster. Every photo's and
+    # text's vector agrees with fp32 to cosine >= INT8_MIN_COSINE (0.99): tests/service/test_embedder.py
+    # asserts it on a tiny CLIP, bench/bench_embedder.py checks it on ViT-B/32 with random weights.
     clip_int8: bool = False
 
     # Network
@@ -74,6 +85,7 @@ class Settings(BaseSettings):
     index_ef_search: int = Field(64, ge=1, le=10_000)  # default search breadth; a request's ef overrides
 
     # Ingest
+    worker_concurrency: int = Field(2, ge=1, le=256)  # files one ingest worker process handles at once (threads)
     ingest_roots: Annotated[list[Path], NoDecode] = []
     max_upload_bytes: int = 2 * 1024**3  # one request
     max_file_bytes: int = 1024**3  # one file inside it
@@ -108,6 +120,27 @@ class Settings(BaseSettings):
 
     # Static web UI served by the gateway at "/"
     frontend_dir: Path = Path(__file__).resolve().parents[1] / "frontend"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str], env_file: Path | str | None = ".env") -> Settings:
+        """The settings a process started with the environment ``environ`` (in a working directory
+        holding ``env_file``) reads, without reading or changing this process's environment. As in
+        ``Settings()``, a variable wins over the same line in ``env_file``."""
+        token = _ENVIRON.set(environ)
+        try:
+            return cls(_env_file=env_file)
+        finally:
+            _ENVIRON.reset(token)
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,
+                                   file_secret_settings) -> tuple[PydanticBaseSettingsSource, ...]:
+        """pydantic-settings' order (arguments, variables, .env, secrets); under ``from_env`` its mapping
+        stands for the variables."""
+        environ = _ENVIRON.get()
+        if environ is not None:  # from_env: that mapping instead of os.environ
+            env_settings = _EnvironSource(settings_cls, environ)
+        return init_settings, env_settings, dotenv_settings, file_secret_settings
 
     @field_validator("index_urls", "cors_origins", "ingest_roots", mode="before")
     @classmethod
@@ -147,3 +180,14 @@ class Settings(BaseSettings):
     @property
     def effective_redis_url(self) -> str:
         return self.redis_url or f"redis://127.0.0.1:{self.redis_port}/0"
+
+
+_ENVIRON: ContextVar[Mapping[str, str] | None] = ContextVar("mediasearch_settings_environ", default=None)
+
+
+class _EnvironSource(EnvSettingsSource):
+    """The MEDIASEARCH_* variables of a given mapping instead of ``os.environ``."""
+
+    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]):
+        super().__init__(settings_cls)
+        self.env_vars = {name if self.case_sensitive else name.lower(): value for name, value in environ.items()}

@@ -1,5 +1,10 @@
 """Fixtures that start the real product: a Redis server, the embedder with a tiny random CLIP, the
-index, a Celery worker and the gateway, each its own process on free loopback ports."""
+index, a Celery worker and the gateway, each its own process on free loopback ports.
+
+The tests come in tiers, one folder each, marked by that folder's name: ``unit`` (no processes),
+``service`` (one service, in process or on loopback), ``stack`` (the whole product) and ``browser``
+(headless Chromium against the whole product). ``make test-fast`` runs the unit and service tiers
+(what ``-m "unit or service"`` selects)."""
 
 from __future__ import annotations
 
@@ -14,13 +19,24 @@ import httpx
 import pytest
 import redis
 
+from tests.samples import PHOTOS, SHARED_DATA, VIDEOS  # noqa: F401 (PHOTOS and VIDEOS: imported from here too)
 from tests.tiny_clip import make_tiny_clip_dir
 from tools.stack import Stack, find_redis_server
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-PHOTOS = SHARED_DATA / "photos" / "imagenet-sample"
-VIDEOS = SHARED_DATA / "videos"
-TEST_OUTPUT = Path(__file__).resolve().parents[1] / "test-output"
+TESTS = Path(__file__).resolve().parent
+TEST_OUTPUT = TESTS.parent / "test-output"
+TIERS = ("unit", "service", "stack", "browser")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Marks every test with its tier, the folder it lives in."""
+    for item in items:
+        if not item.path.is_relative_to(TESTS):
+            continue
+        tier = item.path.relative_to(TESTS).parts[0]
+        if tier not in TIERS:
+            raise pytest.UsageError(f"{item.nodeid}: tests live in a tier folder, one of {', '.join(TIERS)}")
+        item.add_marker(tier)
 
 
 def free_port() -> int:

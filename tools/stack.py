@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,47 +45,51 @@ def find_redis_server() -> str:
 class Service:
     name: str
     argv: list[str]
+    env: dict[str, str]  # its whole environment: nothing else is inherited
     health_url: str | None = None
     process: subprocess.Popen | None = None
 
 
 @dataclass
 class Stack:
-    """The processes of one deployment. ``env`` overrides settings (MEDIASEARCH_* variables)."""
+    """The processes of one deployment. ``env`` overrides settings (MEDIASEARCH_* variables) on top of
+    this launcher's environment; ``settings`` is what every service reads from the result (and the repo's
+    .env), and each service is started with that environment given explicitly."""
 
     env: dict[str, str] = field(default_factory=dict)
     workers: int = 1
-    worker_concurrency: int = 2
     log_dir: Path | None = None
     services: list[Service] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self.full_env = {**os.environ, **self.env, "PYTHONUNBUFFERED": "1"}
-        self.full_env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), self.full_env.get("PYTHONPATH")]))
-        self.settings = _settings_from(self.full_env)
+        environ = {**os.environ, **self.env, "PYTHONUNBUFFERED": "1"}
+        environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), environ.get("PYTHONPATH")]))
+        s = Settings.from_env(environ, env_file=REPO_ROOT / ".env")
+        # The services run in the repo root: a relative data dir is pinned there, so that this process
+        # (wherever it runs) and they agree.
+        environ["MEDIASEARCH_DATA_DIR"] = str(REPO_ROOT / s.data_dir)
+        self.settings = s = s.model_copy(update={"data_dir": REPO_ROOT / s.data_dir})
         python = sys.executable
-        s = self.settings
         if s.redis_url is None:
             redis_dir = s.data_path / "redis"
             redis_dir.mkdir(parents=True, exist_ok=True)
             self.services.append(Service("redis", [
                 find_redis_server(), "--port", str(s.redis_port), "--bind", "127.0.0.1", "--dir", str(redis_dir),
-                "--appendonly", "yes", "--save", "", "--protected-mode", "no"]))
-        self.services.append(Service("embedder", [python, "-m", "services.embedder"],
+                "--appendonly", "yes", "--save", "", "--protected-mode", "no"], environ))
+        self.services.append(Service("embedder", [python, "-m", "services.embedder"], environ,
                                      f"http://{s.embedder_host}:{s.embedder_port}/health"))
         for shard_id, url in enumerate(s.index_urls):
-            port = url.rsplit(":", 1)[1].split("/")[0]
-            self.services.append(Service(
-                f"index-{shard_id}",
-                ["env", f"MEDIASEARCH_INDEX_SHARD_ID={shard_id}", f"MEDIASEARCH_INDEX_SHARD_COUNT={len(s.index_urls)}",
-                 f"MEDIASEARCH_INDEX_PORT={port}", python, "-m", "services.index"],
-                f"{url}/health"))
+            shard_env = {**environ, "MEDIASEARCH_INDEX_SHARD_ID": str(shard_id),
+                         "MEDIASEARCH_INDEX_SHARD_COUNT": str(len(s.index_urls)),
+                         "MEDIASEARCH_INDEX_PORT": str(httpx.URL(url).port)}
+            self.services.append(Service(f"index-{shard_id}", [python, "-m", "services.index"], shard_env,
+                                         f"{url}/health"))
         for number in range(self.workers):
             self.services.append(Service(f"worker-{number}", [
                 python, "-m", "celery", "-A", "services.ingest_worker.celery_app", "worker",
-                "--loglevel", "INFO", "--concurrency", str(self.worker_concurrency), "--pool", "threads",
-                "--hostname", f"worker{number}@%h"]))
-        self.services.append(Service("gateway", [python, "-m", "services.gateway"],
+                "--loglevel", "INFO", "--concurrency", str(s.worker_concurrency), "--pool", "threads",
+                "--hostname", f"worker{number}@%h"], environ))
+        self.services.append(Service("gateway", [python, "-m", "services.gateway"], environ,
                                      f"http://{s.gateway_host}:{s.gateway_port}/health"))
 
     def start(self, timeout: float = 180, require_ready: bool = True) -> None:
@@ -100,14 +105,14 @@ class Stack:
                 self.wait_healthy(service, timeout, require_ready)
 
     def start_service(self, service: Service) -> None:
-        output = None  # without a log dir, services log to this terminal
-        if self.log_dir is not None:
-            self.log_dir.mkdir(parents=True, exist_ok=True)
-            output = open(self.log_dir / f"{service.name}.log", "ab")
-        # Each service in its own process group so Ctrl-C in a terminal reaches only this launcher,
-        # which then stops the services in order.
-        service.process = subprocess.Popen(service.argv, env=self.full_env, cwd=REPO_ROOT, stdout=output,
-                                           stderr=subprocess.STDOUT, start_new_session=True)
+        # Without a log dir, services log to this terminal. With one, the child holds its log open and
+        # this process closes its own handle at once.
+        log = nullcontext() if self.log_dir is None else open(self._log_path(service), "ab")
+        with log as output:
+            # Each service in its own process group so Ctrl-C in a terminal reaches only this launcher,
+            # which then stops the services in order.
+            service.process = subprocess.Popen(service.argv, env=service.env, cwd=REPO_ROOT, stdout=output,
+                                               stderr=subprocess.STDOUT, start_new_session=True)
 
     def service(self, name: str) -> Service:
         return next(s for s in self.services if s.name == name)
@@ -131,8 +136,12 @@ class Stack:
             time.sleep(0.1)
         raise RuntimeError(f"{service.name} not healthy after {timeout:.0f}s: {last_error}{self._log_hint(service)}")
 
+    def _log_path(self, service: Service) -> Path:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        return self.log_dir / f"{service.name}.log"
+
     def _log_hint(self, service: Service) -> str:
-        return f" (log: {self.log_dir / (service.name + '.log')})" if self.log_dir else ""
+        return f" (log: {self._log_path(service)})" if self.log_dir else ""
 
     def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
         service = self.service(name)
@@ -159,17 +168,6 @@ class Stack:
                 except subprocess.TimeoutExpired:
                     os.killpg(service.process.pid, signal.SIGKILL)
                     service.process.wait()
-
-
-def _settings_from(env: dict[str, str]) -> Settings:
-    saved = dict(os.environ)
-    try:
-        os.environ.clear()
-        os.environ.update(env)
-        return Settings()
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
 
 
 def _wait_for_redis(url: str, timeout: float) -> None:

@@ -6,34 +6,23 @@ person sees when parts of the service are down. Screenshots go to test-output/sc
 from __future__ import annotations
 
 import base64
-import os
 import re
 import shutil
-import subprocess
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 
-from tests.conftest import PHOTOS, TEST_OUTPUT, VIDEOS, RunningStack, running_stack
+from tests.browser.pages import close_page, open_page, shot
+from tests.conftest import RunningStack, running_stack
+from tests.samples import PHOTOS, VIDEOS, ffmpeg
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-SCREENSHOTS = TEST_OUTPUT / "screenshots"
 PHOTO_NAMES = ["n02099601_golden_retriever.JPEG", "n03888257_parachute.JPEG", "n09428293_seashore.JPEG"]
 VIDEO = VIDEOS / "asl_gestures" / "brother.mkv"  # three kept frames: at 0, 1 and 2 s
 INDEXING_TIMEOUT_MS = 180_000
-UI_TIMEOUT_MS = 20_000
 SIMILARITY = re.compile(r"^-?\d\.\d{3}$")
-
-# Records every seek the page's media elements finish, with the position they landed on.
-RECORD_SEEKS = """
-window.__seeks = [];
-document.addEventListener("seeked", (event) => window.__seeks.push(event.target.currentTime), true);
-"""
 
 
 @dataclass
@@ -44,46 +33,11 @@ class Library:
     requests: list[str]
 
 
-@pytest.fixture(scope="module")
-def browser() -> Browser:
-    if not Path(CHROMIUM).exists():
-        missing = f"{CHROMIUM} is not installed (apt-get install chromium, or `make system-deps` as root)"
-        if os.environ.get("CI"):
-            pytest.fail(missing)  # CI installs it: a skip there would hide the browser tests
-        pytest.skip(missing)
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
-
-
-def open_page(browser: Browser, base_url: str, width: int = 1280, height: int = 860) -> Page:
-    context = browser.new_context(base_url=base_url, viewport={"width": width, "height": height})
-    context.set_default_timeout(UI_TIMEOUT_MS)
-    context.add_init_script(RECORD_SEEKS)
-    page = context.new_page()
-    page.errors = []
-    page.on("pageerror", lambda error: page.errors.append(str(error)))
-    page.goto("/")
-    return page
-
-
-def close_page(page: Page) -> None:
-    errors = list(page.errors)
-    page.context.close()
-    assert not errors, f"uncaught errors in the page: {errors}"
-
-
 @pytest.fixture
 def page(browser, live_stack) -> Page:
     page = open_page(browser, live_stack.url)
     yield page
     close_page(page)
-
-
-def shot(page: Page, name: str, full_page: bool = False) -> None:
-    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=full_page)
 
 
 def make_media_folder(root: Path) -> Path:
@@ -100,8 +54,7 @@ def make_media_folder(root: Path) -> Path:
         target = folder / ("beach" if index < 2 else ".") / name.lower().replace(".jpeg", ".jpg")
         target.write_bytes((PHOTOS / name).read_bytes() + tag)
     shutil.copy(folder / PHOTO_NAMES[2].lower().replace(".jpeg", ".jpg"), folder / "seashore-copy.jpg")
-    subprocess.run(["ffmpeg", "-v", "error", "-i", str(VIDEO), "-c", "copy", "-metadata", f"title={folder.name}",
-                    str(folder / "clips" / VIDEO.name)], check=True)
+    ffmpeg("-i", str(VIDEO), "-c", "copy", "-metadata", f"title={folder.name}", str(folder / "clips" / VIDEO.name))
     (folder / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 this is not really a JPEG")
     (folder / "notes.txt").write_text("shopping list: bread, milk\n")
     return folder

@@ -9,9 +9,9 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.browser.test_browser import UI_TIMEOUT_MS, browser, close_page, open_page, shot  # noqa: F401 (a fixture)
+from tests.browser.pages import UI_TIMEOUT_MS, close_page, open_page, shot
 from tests.conftest import RunningStack, running_stack, wait_for
-from tests.stack.test_organise_stack import STACK_ENV, Holiday, holiday  # noqa: F401 (holiday is a fixture)
+from tests.holiday import STACK_ENV, Holiday, upload_holiday
 
 SETTLE_MS = 180_000
 NEAR_COPY = re.compile(r"Near copy · [01]\.\d{3}")  # the score: 1 - differing hash bits / 64
@@ -23,8 +23,13 @@ def stack(tmp_path_factory, tiny_clip_dir) -> RunningStack:
         yield running
 
 
+@pytest.fixture(scope="module")
+def holiday(stack) -> Holiday:
+    return upload_holiday(stack)
+
+
 @pytest.fixture
-def page(browser, stack) -> Page:  # noqa: F811 (the browser fixture imported above)
+def page(browser, stack) -> Page:
     expect.set_options(timeout=UI_TIMEOUT_MS)  # several test stacks may share the machine's two cores
     page = open_page(browser, stack.url)
     yield page
@@ -38,7 +43,7 @@ def organised(stack: RunningStack) -> None:
 
 
 def test_albums_view_shows_labelled_albums_and_a_rename_sticks(page: Page, stack: RunningStack,
-                                                               holiday: Holiday):  # noqa: F811 (a fixture)
+                                                               holiday: Holiday):
     organised(stack)
     albums = stack.client.get("/clusters").json()["clusters"]
     page.get_by_role("link", name="Albums").click()
@@ -72,7 +77,7 @@ def test_albums_view_shows_labelled_albums_and_a_rename_sticks(page: Page, stack
 
 
 def test_duplicates_view_shows_copies_side_by_side_and_deletes_the_extras(page: Page, stack: RunningStack,
-                                                                          holiday: Holiday):  # noqa: F811
+                                                                          holiday: Holiday):
     page.get_by_role("link", name="Duplicates").click()
     group = page.locator(".dup-groups").first.locator(".dup-group")
     expect(group).to_have_count(1)
@@ -106,7 +111,7 @@ def test_duplicates_view_shows_copies_side_by_side_and_deletes_the_extras(page: 
     assert stack.client.get(f"/media/{holiday.bird}").status_code == 200
 
 
-def test_library_views_fit_a_narrow_screen(browser, stack: RunningStack, holiday: Holiday):  # noqa: F811
+def test_library_views_fit_a_narrow_screen(browser, stack: RunningStack, holiday: Holiday):
     page = open_page(browser, stack.url, width=390, height=844)
     try:
         for view in ("albums", "duplicates"):

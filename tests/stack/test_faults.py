@@ -1,5 +1,6 @@
 """Faults: every service killed with SIGKILL in the middle of an ingest job while clients search, and a
-Redis restart, on one private stack; then the repairs a crash needs (shared/reconcile.py).
+Redis restart, on one private stack; then the repairs a crash needs (shared/reconcile.py) as a
+worker's start makes them in the product (tests/unit/test_reconcile.py has them on their own).
 
 After each fault the service is started again and nothing else is done by hand. Each scenario counts
 the library before and after (media, frames, committed vectors, unfinished job items) and checks that
@@ -10,15 +11,12 @@ job ended "done" with the right counters. The figures are written to test-output
 from __future__ import annotations
 
 import signal
-import sqlite3
 import threading
 from collections import Counter
 from collections.abc import Callable
-from pathlib import Path
 from typing import Self
 
 import httpx
-import numpy as np
 import pytest
 import redis
 
@@ -26,10 +24,9 @@ from services.ingest_worker.pipeline import IngestContext, TransientFault, inges
 from shared import catalog
 from shared.clients import EmbedderClient, IndexClient
 from shared.media_store import MediaStore
-from shared.reconcile import adopt_committed_rows, orphan_rows, reconcile, tombstone
-from shared.settings import Settings
-from shared.vectors import VectorStore, encode_video_owner
-from tests.conftest import PHOTOS, TEST_OUTPUT, free_port, running_stack, wait_for
+from shared.vectors import VectorStore
+from tests.conftest import TEST_OUTPUT, running_stack, wait_for
+from tests.samples import PHOTOS
 
 ALL_PHOTOS = sorted(PHOTOS.glob("*.JPEG"))
 FILES_PER_SCENARIO = 16
@@ -172,42 +169,37 @@ def write_fault_table() -> None:
 
 
 # -- each service killed during ingest and search --------------------------------------------------------------
-def test_a_worker_killed_mid_job_has_its_tasks_redelivered_and_done_once(stack):
-    def kill_and_restart(job_id: str) -> None:
-        stack.stack.kill("worker-0")  # SIGKILL: its tasks stay unacknowledged in Redis
-        stack.stack.start_service(stack.stack.service("worker-0"))
-
-    run_scenario(stack, 0, "worker SIGKILL", kill_and_restart)
-
-
-def test_the_embedder_killed_mid_job_makes_files_wait_then_finish(stack):
-    def kill_and_restart(job_id: str) -> None:
-        stack.stack.kill("embedder")
+def search_says_unavailable(reason: str) -> Callable[[object], None]:
+    def check(stack) -> None:
         reply = stack.client.get("/search", params={"q": "a dog"})
-        assert reply.status_code == 503 and "embedder is unavailable" in reply.json()["detail"]
-        stack.stack.restart("embedder")
+        assert reply.status_code == 503 and reason in reply.json()["detail"]
 
-    run_scenario(stack, 1, "embedder SIGKILL", kill_and_restart)
+    return check
 
 
-def test_the_index_killed_mid_job_recovers_every_committed_row(stack):
+def gateway_does_not_answer(stack) -> None:
+    with pytest.raises(httpx.TransportError):
+        httpx.get(f"{stack.url}/health", timeout=5)
+
+
+@pytest.mark.parametrize("scenario, service, fault, while_down", [
+    # Its tasks stay unacknowledged in Redis and are redelivered, and done once.
+    pytest.param(0, "worker-0", "worker SIGKILL", None, id="worker"),
+    # Files wait (retrying) while it is down, then finish.
+    pytest.param(1, "embedder", "embedder SIGKILL", search_says_unavailable("embedder is unavailable"), id="embedder"),
+    # It recovers every committed row from its files and the vectors store.
+    pytest.param(2, "index-0", "index SIGKILL", search_says_unavailable("no index shard answered"), id="index"),
+    # It loses no file it accepted.
+    pytest.param(3, "gateway", "gateway SIGKILL", gateway_does_not_answer, id="gateway"),
+])
+def test_a_service_killed_mid_job_loses_no_accepted_file(stack, scenario, service, fault, while_down):
     def kill_and_restart(job_id: str) -> None:
-        stack.stack.kill("index-0")
-        reply = stack.client.get("/search", params={"q": "a dog"})
-        assert reply.status_code == 503 and "no index shard answered" in reply.json()["detail"]
-        stack.stack.restart("index-0")
+        stack.stack.kill(service)  # SIGKILL
+        if while_down is not None:
+            while_down(stack)  # what a client sees meanwhile
+        stack.stack.restart(service)  # the worker has no health check: it is started again, not waited for
 
-    run_scenario(stack, 2, "index SIGKILL", kill_and_restart)
-
-
-def test_the_gateway_killed_mid_job_loses_no_accepted_file(stack):
-    def kill_and_restart(job_id: str) -> None:
-        stack.stack.kill("gateway")
-        with pytest.raises(httpx.TransportError):
-            httpx.get(f"{stack.url}/health", timeout=5)
-        stack.stack.restart("gateway")
-
-    run_scenario(stack, 3, "gateway SIGKILL", kill_and_restart)
+    run_scenario(stack, scenario, fault, kill_and_restart)
 
 
 def test_queued_tasks_survive_a_redis_restart_and_everyone_reconnects(stack):
@@ -256,12 +248,23 @@ def test_a_worker_start_adopts_vectors_committed_before_a_crash(stack):
     conn.close()
 
 
-class AnswerLost(EmbedderClient):
+class AnswerLost(httpx.HTTPTransport):
     """The embedder commits the rows, then its answer never arrives (the connection or the worker died)."""
 
-    def embed_frames(self, items: list[tuple[int, str]]) -> list[int]:
-        super().embed_frames(items)
-        raise httpx.ReadError("connection lost after the embedder committed")
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        answer = super().handle_request(request)
+        if request.url.path != "/embed/images":
+            return answer
+        answer.read()  # the embedder has committed and answered...
+        answer.close()
+        raise httpx.ReadError("connection lost after the embedder committed", request=request)  # ...in vain
+
+
+def lossy_embedder(url: str) -> EmbedderClient:
+    client = EmbedderClient(url)
+    client.http.close()
+    client.http = httpx.Client(transport=AnswerLost(), timeout=120)
+    return client
 
 
 def test_a_resumed_item_uses_the_vectors_committed_by_the_attempt_that_crashed(stack):
@@ -269,7 +272,7 @@ def test_a_resumed_item_uses_the_vectors_committed_by_the_attempt_that_crashed(s
     photo = ALL_PHOTOS[201]
     _, (item_id,) = catalog.create_job(conn, "folder", "resumed", [(photo.name, str(photo))])
     store, vectors_dir = MediaStore(stack.settings.data_path), stack.settings.vectors_dir
-    lossy = IngestContext(stack.settings, conn, store, AnswerLost(stack.settings.embedder_url), httpx.Client())
+    lossy = IngestContext(stack.settings, conn, store, lossy_embedder(stack.settings.embedder_url), httpx.Client())
     with pytest.raises(TransientFault, match="embedder unreachable"):
         ingest_item(item_id, lossy)
     committed = VectorStore(vectors_dir).committed()
@@ -301,67 +304,3 @@ def test_a_worker_start_tombstones_the_rows_of_media_deleted_while_the_index_was
     wait_for(lambda: row not in index.search(vectors[row], k=10).rows, 120, message="the row to be tombstoned")
     assert index_health(stack)["nodes"] <= nodes - 1
     index.close()
-
-
-# -- the repair functions on their own ------------------------------------------------------------------------------
-@pytest.fixture
-def crashed(tmp_path):
-    """A catalog and a vectors store as a crash leaves them: rows committed that the catalog does not record."""
-    conn = catalog.connect(tmp_path / "catalog.sqlite3")
-    store = VectorStore(tmp_path / "vectors", dim=4, model_id="test", writable=True)
-    yield conn, store, tmp_path / "vectors"
-    store.close()
-    conn.close()
-
-
-def add_media(conn: sqlite3.Connection, name: str, frames: int, kind: str = "image") -> tuple[int, list[int]]:
-    with catalog.transaction(conn):
-        media_id = catalog.insert_media(conn, sha256=name.ljust(64, "0"), kind=kind, mime="image/jpeg",
-                                        path=f"media/{name}", name=name, size=1)
-        frame_ids = [catalog.insert_frame(conn, media_id, f"f{n}", f"t{n}", 1, 1) for n in range(frames)]
-    return media_id, frame_ids
-
-
-def unit_rows(count: int) -> np.ndarray:
-    return np.eye(4, dtype=np.float32)[np.arange(count) % 4]
-
-
-def test_adoption_takes_committed_rows_for_frames_and_videos_without_one(crashed):
-    conn, store, vectors_dir = crashed
-    _, (photo_frame,) = add_media(conn, "photo", 1)
-    video, video_frames = add_media(conn, "video", 2, kind="video")
-    embedded = store.append(unit_rows(3), [photo_frame, *video_frames])
-    catalog.set_frame_rows(conn, {video_frames[0]: embedded[1]})  # one frame was recorded before the crash
-    pooled = store.append(unit_rows(1), [encode_video_owner(video)])
-    assert adopt_committed_rows(conn, vectors_dir) == (2, 1)
-    assert [catalog.get_frame(conn, f)["vector_row"] for f in (photo_frame, *video_frames)] == list(embedded)
-    assert catalog.video_row(conn, video) == pooled.start
-    assert adopt_committed_rows(conn, vectors_dir) == (0, 0)  # a second run changes nothing
-
-
-def test_adoption_never_takes_the_row_of_a_deleted_item(crashed):
-    conn, store, vectors_dir = crashed
-    add_media(conn, "kept", 1)
-    gone, (gone_frame,) = add_media(conn, "gone", 1)
-    store.append(unit_rows(1), [gone_frame])
-    catalog.delete_media(conn, gone)
-    _, (new_frame,) = add_media(conn, "new", 1)
-    assert new_frame != gone_frame  # ids are never reused, so the gone frame's row stays unowned
-    assert adopt_committed_rows(conn, vectors_dir) == (0, 0)
-    assert catalog.get_frame(conn, new_frame)["vector_row"] is None  # it will be embedded afresh
-
-
-def test_rows_whose_owner_is_gone_are_found_and_a_shard_that_is_down_is_reported(crashed):
-    conn, store, _ = crashed
-    kept, (kept_frame,) = add_media(conn, "kept", 1, kind="video")
-    gone, (gone_frame,) = add_media(conn, "gone", 1, kind="video")
-    store.append(unit_rows(4), [kept_frame, gone_frame, encode_video_owner(kept), encode_video_owner(gone)])
-    catalog.delete_media(conn, gone)
-    assert orphan_rows(conn, store) == [1, 3]
-    assert tombstone([1, 3], [f"http://127.0.0.1:{free_port()}"])[0].startswith("http://127.0.0.1:")
-
-
-def test_reconcile_on_an_empty_data_dir_does_nothing(tmp_path):
-    report = reconcile(Settings(data_dir=tmp_path, index_urls=[f"http://127.0.0.1:{free_port()}"]))
-    assert (report.adopted_frames, report.adopted_videos, report.tombstoned, report.index_errors) == (0, 0, 0, [])
-    assert not Path(tmp_path / "vectors").exists()

@@ -5,7 +5,6 @@ to drive the idempotency and resume paths step by step."""
 
 from __future__ import annotations
 
-import io
 import os
 import shutil
 import sqlite3
@@ -19,8 +18,8 @@ from PIL import Image
 from services.ingest_worker.pipeline import IngestContext, TransientFault, ingest_item
 from shared import catalog
 from shared.clients import EmbedderClient
-from tests.conftest import PHOTOS, SHARED_DATA, VIDEOS, free_port, running_stack, wait_for
-from tests.unit.test_ingest_media import bomb_png, ffmpeg
+from tests.conftest import free_port, running_stack, wait_for
+from tests.samples import PHOTOS, SHARED_DATA, VIDEOS, bomb_png, ffmpeg, jpeg
 
 ALL_PHOTOS = sorted(PHOTOS.glob("*.JPEG"))
 
@@ -51,9 +50,7 @@ def photo_bytes(index: int, size: tuple[int, int] | None = None, mark: int = 0) 
     if size:
         image = image.resize(size)
     image.putpixel((0, 0), (mark % 251, 17, 29))
-    buffer = io.BytesIO()
-    image.save(buffer, "JPEG", quality=90)
-    return buffer.getvalue()
+    return jpeg(image)
 
 
 def folder_job(stack, path: Path) -> dict:

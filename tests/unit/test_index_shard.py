@@ -5,7 +5,7 @@ import pytest
 
 from services.index.shard import GRAPH_FILE, Shard
 from shared.vectors import VectorStore
-from tests.unit.test_vectors_store import unit_rows
+from tests.samples import unit_rows
 
 
 @pytest.fixture

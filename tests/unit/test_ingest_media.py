@@ -8,7 +8,6 @@ import os
 import shutil
 import struct
 import subprocess
-import zlib
 from dataclasses import replace
 from itertools import pairwise
 from pathlib import Path
@@ -22,17 +21,13 @@ from services.ingest_worker.sniff import SNIFF_BYTES, BadInput, sniff
 from services.ingest_worker.video import SamplingPolicy, sample_video, transcoded_for_opencv
 from shared.catalog import phash_distance
 from shared.settings import Settings
-from tests.conftest import PHOTOS, VIDEOS
+from tests.samples import PHOTOS, VIDEOS, bomb_png, ffmpeg, jpeg
 
 SETTINGS = Settings()
 PHOTO = PHOTOS / "n01440764_tench.JPEG"
 OTHER_PHOTO = PHOTOS / "n01443537_goldfish.JPEG"
 ASL = VIDEOS / "asl_gestures"
 DEFAULT_POLICY = sampling_policy(SETTINGS)
-
-
-def ffmpeg(*args: str) -> None:
-    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", *args], check=True, capture_output=True)
 
 
 def frame_times(path: Path) -> list[float]:
@@ -142,15 +137,6 @@ def test_exif_orientation_is_applied(tmp_path):
     assert decoded.frame.size == (375, 500)
 
 
-def bomb_png(width: int, height: int) -> bytes:
-    """A tiny PNG whose header declares ``width`` × ``height`` pixels."""
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
-
-
 def test_a_decompression_bomb_is_refused_before_decoding(tmp_path):
     path = tmp_path / "bomb.png"
     path.write_bytes(bomb_png(100_000, 100_000))
@@ -172,9 +158,7 @@ def test_a_truncated_jpeg_is_reported_as_such(tmp_path):
 def test_a_resized_copy_has_a_close_perceptual_hash_and_another_photo_does_not():
     with Image.open(PHOTO) as photo, Image.open(OTHER_PHOTO) as other:
         original = fit(photo.convert("RGB"), SETTINGS.frame_max_side)
-        buffer = io.BytesIO()
-        photo.convert("RGB").resize((300, 225)).save(buffer, "JPEG", quality=70)
-        copy = Image.open(buffer).convert("RGB")
+        copy = Image.open(io.BytesIO(jpeg(photo.convert("RGB").resize((300, 225)), 70))).convert("RGB")
         unrelated = fit(other.convert("RGB"), SETTINGS.frame_max_side)
     assert phash_distance(perceptual_hash(original), perceptual_hash(copy)) <= SETTINGS.phash_max_distance
     assert phash_distance(perceptual_hash(original), perceptual_hash(unrelated)) > SETTINGS.phash_max_distance

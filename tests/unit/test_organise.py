@@ -206,7 +206,7 @@ def test_concurrent_workers_lose_no_assignment(lib):
 
 
 def test_long_id_lists_are_queried_in_chunks(lib, monkeypatch):
-    monkeypatch.setattr(catalog, "_IN_CHUNK", 4)
+    monkeypatch.setattr(catalog.core, "IN_CHUNK", 4)
     rng = np.random.default_rng(9)
     ids = [lib.add(random_unit(rng)) for _ in range(10)]
     assert sorted(catalog.media_vector_rows(lib.conn, ids)) == ids

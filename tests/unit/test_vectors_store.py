@@ -2,11 +2,7 @@ import numpy as np
 import pytest
 
 from shared.vectors import VectorStore, VectorStoreError, decode_owner, encode_video_owner
-
-
-def unit_rows(n: int, dim: int, seed: int = 0) -> np.ndarray:
-    x = np.random.default_rng(seed).normal(size=(n, dim)).astype(np.float32)
-    return x / np.linalg.norm(x, axis=1, keepdims=True)
+from tests.samples import unit_rows
 
 
 def test_rows_are_visible_only_once_committed_and_survive_reopen(tmp_path):
