@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
-from starlette.types import Message, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 Headers = Iterable[tuple[bytes, bytes]]
 
@@ -20,3 +20,19 @@ def send_adding_headers(send: Send, headers: Callable[[], Headers]) -> Send:
         await send(message)
 
     return send_with_headers
+
+
+class HttpMiddleware:
+    """Pure ASGI middleware that handles HTTP requests (``http``) and passes anything else through."""
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        await self.http(scope, receive, send)
+
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        raise NotImplementedError

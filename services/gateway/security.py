@@ -14,9 +14,9 @@ import hmac
 
 from fastapi import HTTPException, Request, Security
 from fastapi.security import APIKeyHeader
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
-from services.gateway.response_headers import send_adding_headers
+from services.gateway.response_headers import HttpMiddleware, send_adding_headers
 from shared.schemas import ErrorBody
 
 API_KEY_HEADER = "X-API-Key"
@@ -64,16 +64,10 @@ DOCS_CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-
 DOCS_PATHS = ("/docs",)
 
 
-class SecurityHeaders:
+class SecurityHeaders(HttpMiddleware):
     """Pure ASGI middleware (keeps streaming responses streaming) adding the headers to every response."""
 
-    def __init__(self, app: ASGIApp):
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         csp = (DOCS_CSP if scope["path"].startswith(DOCS_PATHS) else CSP).encode()
         headers = ((b"x-content-type-options", b"nosniff"), (b"x-frame-options", b"DENY"),
                    (b"referrer-policy", b"no-referrer"), (b"content-security-policy", csp))

@@ -11,9 +11,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
-from services.gateway.response_headers import send_adding_headers
+from services.gateway.response_headers import HttpMiddleware, send_adding_headers
 
 _spans: ContextVar[dict[str, float] | None] = ContextVar("server_timing_spans", default=None)
 
@@ -30,14 +30,8 @@ def timed(name: str) -> Iterator[None]:
             spans[name] = spans.get(name, 0.0) + time.perf_counter() - start
 
 
-class ServerTimingMiddleware:
-    def __init__(self, app: ASGIApp):
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+class ServerTimingMiddleware(HttpMiddleware):
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         spans: dict[str, float] = {}
         token = _spans.set(spans)
         start = time.perf_counter()
