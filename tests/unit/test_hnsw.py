@@ -4,8 +4,10 @@ import threading
 
 import numpy as np
 import pytest
+from numba.core.errors import TypingError
 
 from services.index.hnsw import HNSWIndex, IndexFileError
+from services.index.hnsw import _kernels as kernels
 
 DIM = 256
 N = 20_000
@@ -255,3 +257,42 @@ def test_external_vectors_are_read_in_place_and_never_persisted(tmp_path):
     assert np.array_equal(loaded.search(rows[:50], k=5)[0], index.search(rows[:50], k=5)[0])
     with pytest.raises(ValueError, match="pass vectors="):
         HNSWIndex.load(path)
+
+
+def test_kernel_arguments_that_do_not_fit_fail_to_compile():
+    """Kernels take named groups of arguments, checked at compile time: a group in another's place, a
+    field of the wrong kind or per-call arguments out of order are type errors, never a run over the
+    wrong arrays."""
+    vectors = clustered_unit_vectors(50, dim=16, seed=4)
+    index = HNSWIndex(16)
+    index.add(vectors)
+    queries = vectors[:2]
+    nodes, similarities = np.empty((2, 3), dtype=np.int32), np.empty((2, 3), dtype=np.float32)
+    source, graph, scratch = index._source_args, index._graph_args, index._take_scratch()
+    no_filter = np.zeros(0, dtype=np.uint8)
+    kernels.search_batch(source, graph, scratch, queries, 32, no_filter, nodes, similarities)
+    assert list(nodes[:, 0]) == [0, 1]
+
+    float_links0 = (graph[0].astype(np.float32),) + graph[1:]
+    cases = [
+        (TypingError, "a Graph is a tuple", (source, scratch, graph, queries, 32, no_filter, nodes, similarities)),
+        (TypingError, "Graph.links0 must be an array of int32, 2-D",
+         (source, float_links0, scratch, queries, 32, no_filter, nodes, similarities)),
+        (TypingError, "SearchRequest.ef must be an integer",
+         (source, graph, scratch, queries, no_filter, 32, nodes, similarities)),
+        (TypingError, "Results.nodes must be an array of int32",
+         (source, graph, scratch, queries, 32, no_filter, similarities, nodes)),
+        # the queries and the similarities are both float32 matrices: their shapes tell them apart
+        (ValueError, "queries must be", (source, graph, scratch, similarities, 32, no_filter, nodes, queries)),
+    ]
+    for error, reason, arguments in cases:
+        nodes[:] = -7
+        with pytest.raises(error, match=reason):
+            kernels.search_batch(*arguments)
+        assert (nodes == -7).all()  # nothing ran
+    # a named tuple is checked the same way: the right one is taken as it is, another one refused
+    kernels.exact_search(kernels.VectorSource(*source), queries, np.arange(50, dtype=np.int32), nodes,
+                         similarities)
+    assert list(nodes[:, 0]) == [0, 1]
+    with pytest.raises(TypingError, match="a Graph was passed where a VectorSource belongs"):
+        kernels.exact_search(kernels.Graph(*graph), queries, np.arange(50, dtype=np.int32), nodes, similarities)

@@ -67,7 +67,8 @@ MAX_LEVEL = 30
 # Exact scan when allowed**2 <= FILTER_EXACT_COST * ef * live: a filtered graph walk visits about
 # (visits per unfiltered query) / (allowed share) nodes at random, an exact scan reads `allowed` rows in order.
 FILTER_EXACT_COST = 30
-_NO_FILTER = np.zeros(1, dtype=np.uint8)
+_NO_FILTER = np.zeros(0, dtype=np.uint8)  # an empty allow-mask: the kernels filter nothing
+_SCRATCH_VISITED = kernels.Scratch._fields.index("visited")  # its length is the slots covered
 
 
 def log_path_for(path: Path) -> Path:
@@ -112,20 +113,22 @@ class HNSWIndex:
         self._level_scale = 1.0 / math.log(m)
         self._seed_hash = _splitmix64(np.array([seed % 2**64], dtype=np.uint64))[0]
         self._own_vectors = vectors is None
-        self._vectors = np.empty((0, dim), dtype=np.float32) if vectors is None else self._checked(vectors)
-        self._links0 = np.zeros((0, 2 * m + 1), dtype=np.int32)
-        self._upper = np.zeros((0, m + 1), dtype=np.int32)
-        self._upper_start = np.zeros(0, dtype=np.int32)
-        self._levels = np.full(0, -1, dtype=np.int8)
-        self._deleted = np.zeros(0, dtype=np.uint8)
-        self._state = np.array([-1, -1], dtype=np.int64)  # entry point, its level
+        # the kernels' argument groups, (re)bound only by _bind; own storage is indexed by slot
+        self._source = kernels.VectorSource(
+            vectors=np.empty((0, dim), dtype=np.float32) if vectors is None else self._checked(vectors),
+            row_stride=1 if vectors is None else id_stride, row_offset=0 if vectors is None else id_offset)
+        self._graph = kernels.Graph(
+            links0=np.zeros((0, 2 * m + 1), dtype=np.int32), upper=np.zeros((0, m + 1), dtype=np.int32),
+            upper_start=np.zeros(0, dtype=np.int32), levels=np.full(0, -1, dtype=np.int8),
+            deleted=np.zeros(0, dtype=np.uint8),
+            state=np.array([-1, -1, 0], dtype=np.int64))  # entry point, its level, tombstones
+        self._bind()
         self._slots = 0  # one past the highest slot ever added
         self._upper_rows = 0
         self._n_in_graph = 0
-        self._n_tombstones = 0
         self._rw = ReadWriteLock()
         self._mutation = threading.Lock()
-        self._scratch_pool: list[tuple[np.ndarray, ...]] = []
+        self._scratch_pool: list[tuple[np.ndarray, ...]] = []  # kernels.Scratch, as plain tuples
         self._scratch_pool_lock = threading.Lock()
         self._log: WriteAheadLog | None = None
         self._log_seq = 0
@@ -134,6 +137,10 @@ class HNSWIndex:
     # -- public API ------------------------------------------------------------------------------
     def __len__(self) -> int:
         return self._n_in_graph - self._n_tombstones
+
+    @property
+    def _n_tombstones(self) -> int:
+        return int(self._graph.state[2])
 
     def add(self, vectors: np.ndarray | None = None, ids: np.ndarray | None = None) -> np.ndarray:
         """Insert vectors (own storage) or rows of the attached matrix (``ids`` only); returns the ids.
@@ -176,9 +183,9 @@ class HNSWIndex:
         out_similarities = np.empty((len(queries), k), dtype=np.float32)
         with self._rw.read():
             if filter is None:
-                self._search_graph(queries, k, ef, _NO_FILTER, False, out_slots, out_similarities)
+                self._search_graph(queries, ef, _NO_FILTER, out_slots, out_similarities)
             else:
-                self._search_filtered(queries, k, ef, filter, out_slots, out_similarities)
+                self._search_filtered(queries, ef, filter, out_slots, out_similarities)
         ids = np.where(out_slots >= 0, out_slots.astype(np.int64) * self.id_stride + self.id_offset, -1)
         if single:
             found = ids[0] >= 0
@@ -195,15 +202,15 @@ class HNSWIndex:
                 raise ValueError(f"the new matrix has {len(vectors)} rows; the index already holds row "
                                  f"{self._row_of(self._slots - 1)}")
             with self._rw.write():
-                self._vectors = vectors
+                self._bind(vectors=vectors)
 
     @property
     def graph_nbytes(self) -> int:
         """Bytes of the graph structure for the slots in use (vectors excluded)."""
-        slots = self._slots
-        return int(self._links0[:slots].nbytes + self._upper[: self._upper_rows].nbytes
-                   + self._upper_start[:slots].nbytes + self._levels[:slots].nbytes
-                   + self._deleted[:slots].nbytes)
+        slots, graph = self._slots, self._graph
+        return int(graph.links0[:slots].nbytes + graph.upper[: self._upper_rows].nbytes
+                   + graph.upper_start[:slots].nbytes + graph.levels[:slots].nbytes
+                   + graph.deleted[:slots].nbytes)
 
     # -- persistence -----------------------------------------------------------------------------
     def save(self, path: str | Path | None = None) -> None:
@@ -214,12 +221,12 @@ class HNSWIndex:
             path = self._snapshot_path
         path = Path(path)
         with self._mutation:
-            slots = self._slots
-            levels = self._levels[:slots]
-            upper, upper_start = _compact_upper(levels, self._upper_start[:slots], self._upper)
-            snapshot = Snapshot(self._params(), int(self._state[0]), int(self._state[1]), self._log_seq,
-                                levels, self._deleted[:slots], upper_start, self._links0[:slots], upper,
-                                self._vectors[:slots] if self._own_vectors else None)
+            slots, graph = self._slots, self._graph
+            levels = graph.levels[:slots]
+            upper, upper_start = _compact_upper(levels, graph.upper_start[:slots], graph.upper)
+            snapshot = Snapshot(self._params(), int(graph.state[0]), int(graph.state[1]), self._log_seq,
+                                levels, graph.deleted[:slots], upper_start, graph.links0[:slots], upper,
+                                self._source.vectors[:slots] if self._own_vectors else None)
             write_snapshot(path, snapshot.params, snapshot)
             if self._log is not None and path.resolve() == self._snapshot_path.resolve():
                 self._log.reset()
@@ -306,21 +313,17 @@ class HNSWIndex:
 
     def _restore(self, snapshot: Snapshot) -> None:
         slots = len(snapshot.levels)
-        self._levels = snapshot.levels
-        self._deleted = snapshot.deleted
-        self._upper_start = snapshot.upper_start
-        self._links0 = snapshot.links0
-        self._upper = snapshot.upper
+        self._bind(levels=snapshot.levels, deleted=snapshot.deleted, upper_start=snapshot.upper_start,
+                   links0=snapshot.links0, upper=snapshot.upper)
         self._upper_rows = len(snapshot.upper)
-        self._state[:] = (snapshot.entry, snapshot.max_level)
+        self._graph.state[:] = (snapshot.entry, snapshot.max_level, np.count_nonzero(snapshot.deleted))
         self._slots = slots
         self._n_in_graph = int(np.count_nonzero(snapshot.levels >= 0))
-        self._n_tombstones = int(np.count_nonzero(snapshot.deleted))
         self._log_seq = snapshot.last_log_seq
         if self._own_vectors:
-            self._vectors = snapshot.vectors
-        elif slots and len(self._vectors) <= self._row_of(slots - 1):
-            raise ValueError(f"the vectors matrix has {len(self._vectors)} rows; the index holds row "
+            self._bind(vectors=snapshot.vectors)
+        elif slots and len(self._source.vectors) <= self._row_of(slots - 1):
+            raise ValueError(f"the vectors matrix has {len(self._source.vectors)} rows; the index holds row "
                              f"{self._row_of(slots - 1)}")
 
     def _params(self) -> IndexParams:
@@ -359,11 +362,11 @@ class HNSWIndex:
         present = self._live(ids)
         if present.any():
             raise ValueError(f"id {ids[present][0]} is already in the index (delete it first)")
-        if not self._own_vectors and self._row_of(int(slots.max())) >= len(self._vectors):
+        if not self._own_vectors and self._row_of(int(slots.max())) >= len(self._source.vectors):
             raise ValueError(f"row {self._row_of(int(slots.max()))} is beyond the attached vectors "
-                             f"({len(self._vectors)} rows): attach a longer matrix first")
+                             f"({len(self._source.vectors)} rows): attach a longer matrix first")
         known = slots < self._slots
-        if known.any() and self._deleted[slots[known]].any():
+        if known.any() and self._graph.deleted[slots[known]].any():
             self._purge_locked()  # re-added ids must leave the graph before they come back
         if self._log is not None:
             self._log_seq += 1
@@ -376,10 +379,10 @@ class HNSWIndex:
         with self._rw.write():
             self._reserve_slots(int(slots.max()) + 1)
             if self._own_vectors:
-                self._vectors[slots] = vectors
+                self._source.vectors[slots] = vectors
             first_rows = self._upper_rows + np.cumsum(levels) - levels
             self._reserve_upper_rows(self._upper_rows + int(levels.sum()))
-            self._upper_start[slots] = first_rows
+            self._graph.upper_start[slots] = first_rows
             self._upper_rows += int(levels.sum())
             self._slots = max(self._slots, int(slots.max()) + 1)
         scratch = self._take_scratch()
@@ -387,10 +390,8 @@ class HNSWIndex:
             for first in range(0, len(slots), INSERT_CHUNK):
                 chunk = slice(first, first + INSERT_CHUNK)
                 with self._rw.write():
-                    kernels.insert_batch(
-                        slots[chunk], levels[chunk], self.m, self.ef_construction, self._vectors,
-                        *self._row_map(), self._links0, self._upper, self._upper_start, self._levels,
-                        self._deleted, self._state, self._n_tombstones > 0, *scratch)
+                    kernels.insert_batch(self._source_args, self._graph_args, scratch, nodes=slots[chunk],
+                                         node_levels=levels[chunk], ef_construction=self.ef_construction)
                     self._n_in_graph += len(slots[chunk])
         finally:
             self._give_back_scratch(scratch)
@@ -406,8 +407,8 @@ class HNSWIndex:
             self._log.append(RECORD_DELETE, self._log_seq, ids)
         slots, _ = self._slots_of(ids)
         with self._rw.write():
-            self._deleted[slots] = 1
-            self._n_tombstones += len(slots)
+            self._graph.deleted[slots] = 1
+            self._graph.state[2] += len(slots)
         if self._n_tombstones > PURGE_SHARE * self._n_in_graph:
             self._purge_locked()
         return len(ids)
@@ -419,57 +420,59 @@ class HNSWIndex:
         try:
             for first in range(0, self._slots, REPAIR_CHUNK):
                 with self._rw.write():
-                    kernels.repair_links(first, min(first + REPAIR_CHUNK, self._slots), self.m, self._vectors,
-                                         *self._row_map(), self._links0, self._upper, self._upper_start,
-                                         self._levels, self._deleted, *scratch[:2])
+                    kernels.repair_links(self._source_args, self._graph_args, scratch, first=first,
+                                         stop=min(first + REPAIR_CHUNK, self._slots))
         finally:
             self._give_back_scratch(scratch)
         with self._rw.write():
-            dropped = np.flatnonzero(self._deleted[: self._slots])
-            self._levels[dropped] = -1
-            self._links0[dropped, 0] = 0
-            self._deleted[dropped] = 0
+            graph = self._graph
+            dropped = np.flatnonzero(graph.deleted[: self._slots])
+            graph.levels[dropped] = -1
+            graph.links0[dropped, 0] = 0
+            graph.deleted[dropped] = 0
             self._n_in_graph -= len(dropped)
-            self._n_tombstones = 0
-            packed, starts = _compact_upper(self._levels[: self._slots], self._upper_start[: self._slots],
-                                            self._upper)
-            self._upper[: len(packed)] = packed
-            self._upper_start[: self._slots] = starts
+            graph.state[2] = 0
+            packed, starts = _compact_upper(graph.levels[: self._slots], graph.upper_start[: self._slots],
+                                            graph.upper)
+            graph.upper[: len(packed)] = packed
+            graph.upper_start[: self._slots] = starts
             self._upper_rows = len(packed)
-            if self._state[0] >= 0 and self._levels[self._state[0]] < 0:
-                top = int(np.argmax(self._levels[: self._slots]))
-                self._state[:] = (top, self._levels[top]) if self._levels[top] >= 0 else (-1, -1)
+            if graph.state[0] >= 0 and graph.levels[graph.state[0]] < 0:
+                top = int(np.argmax(graph.levels[: self._slots]))
+                graph.state[:2] = (top, graph.levels[top]) if graph.levels[top] >= 0 else (-1, -1)
 
     # -- searching (caller holds the read lock) --------------------------------------------------
-    def _search_graph(self, queries, k, ef, allowed, use_allowed, out_slots, out_similarities) -> None:
+    def _search_graph(self, queries, ef, allowed, out_slots, out_similarities) -> None:
         scratch = self._take_scratch()
         try:
-            kernels.search_batch(queries, k, ef, self._vectors, *self._row_map(), self._links0, self._upper,
-                                 self._upper_start, self._deleted, self._state, allowed, use_allowed,
-                                 use_allowed or self._n_tombstones > 0, *scratch, out_slots, out_similarities)
+            # positional, as keywords (or a tuple for the outputs) cost time on this path; the kernel
+            # checks the kinds and shapes of what it gets
+            kernels.search_batch(self._source_args, self._graph_args, scratch, queries, ef, allowed, out_slots,
+                                 out_similarities)
         finally:
             self._give_back_scratch(scratch)
 
-    def _search_filtered(self, queries, k, ef, filter, out_slots, out_similarities) -> None:
+    def _search_filtered(self, queries, ef, filter, out_slots, out_similarities) -> None:
+        k = out_slots.shape[1]
         filter = np.asarray(filter)
         ids = np.flatnonzero(filter) if filter.dtype == bool else filter.astype(np.int64).ravel()
         slots, valid = self._slots_of(ids)
         slots = slots[valid & (slots < self._slots)]
-        allowed_slots = np.unique(slots[(self._levels[slots] >= 0) & (self._deleted[slots] == 0)]).astype(np.int32)
+        graph = self._graph
+        allowed_slots = np.unique(slots[(graph.levels[slots] >= 0) & (graph.deleted[slots] == 0)]).astype(np.int32)
         n_allowed = len(allowed_slots)
         if n_allowed**2 <= FILTER_EXACT_COST * ef * len(self):
-            kernels.exact_search(queries, k, allowed_slots, self._vectors, *self._row_map(), out_slots,
-                                 out_similarities)
+            kernels.exact_search(self._source_args, queries, allowed_slots, out_slots, out_similarities)
             return
-        allowed = np.zeros(len(self._levels), dtype=np.uint8)
+        allowed = np.zeros(len(graph.levels), dtype=np.uint8)
         allowed[allowed_slots] = 1
-        self._search_graph(queries, k, ef, allowed, True, out_slots, out_similarities)
+        self._search_graph(queries, ef, allowed, out_slots, out_similarities)
         short = np.flatnonzero((out_slots >= 0).sum(axis=1) < min(k, n_allowed))
         if len(short):
             redo_slots = np.empty((len(short), k), dtype=np.int32)
             redo_similarities = np.empty((len(short), k), dtype=np.float32)
-            kernels.exact_search(np.ascontiguousarray(queries[short]), k, allowed_slots, self._vectors,
-                                 *self._row_map(), redo_slots, redo_similarities)
+            kernels.exact_search(self._source_args, np.ascontiguousarray(queries[short]), allowed_slots,
+                                 redo_slots, redo_similarities)
             out_slots[short] = redo_slots
             out_similarities[short] = redo_similarities
 
@@ -478,7 +481,7 @@ class HNSWIndex:
         slots, valid = self._slots_of(ids)
         valid &= slots < self._slots
         result = np.zeros(ids.shape, dtype=bool)
-        result[valid] = (self._levels[slots[valid]] >= 0) & (self._deleted[slots[valid]] == 0)
+        result[valid] = (self._graph.levels[slots[valid]] >= 0) & (self._graph.deleted[slots[valid]] == 0)
         return result
 
     def _checked(self, vectors: np.ndarray) -> np.ndarray:
@@ -502,9 +505,16 @@ class HNSWIndex:
     def _row_of(self, slot: int) -> int:
         return slot * self.id_stride + self.id_offset
 
-    def _row_map(self) -> tuple[int, int]:
-        """Stride and offset from slot to row of ``self._vectors`` (own storage is indexed by slot)."""
-        return (1, 0) if self._own_vectors else (self.id_stride, self.id_offset)
+    def _bind(self, vectors: np.ndarray | None = None, **graph_arrays: np.ndarray) -> None:
+        """Rebind the vectors and graph arrays: the only place they are assigned. Kernels receive each
+        group as the plain tuple of its fields (``_source_args``, ``_graph_args``), made here from the
+        named tuple: numba types a plain tuple at a call as fast as separate arguments."""
+        if vectors is not None:
+            self._source = self._source._replace(vectors=vectors)
+        if graph_arrays:
+            self._graph = self._graph._replace(**graph_arrays)
+        self._source_args = tuple(self._source)
+        self._graph_args = tuple(self._graph)
 
     def _draw_levels(self, ids: np.ndarray) -> np.ndarray:
         """hnswlib's level draw, floor(-ln(U) / ln(M)), with U hashed from (seed, id): reproducible
@@ -514,7 +524,8 @@ class HNSWIndex:
         return np.minimum(np.floor(-np.log(uniform) * self._level_scale), MAX_LEVEL).astype(np.int64)
 
     def _reserve_slots(self, needed: int) -> None:
-        capacity = len(self._levels)
+        graph = self._graph
+        capacity = len(graph.levels)
         if needed <= capacity:
             return
         capacity = max(needed, 2 * capacity)
@@ -524,30 +535,30 @@ class HNSWIndex:
             bigger[: len(array)] = array
             return bigger
 
-        self._links0 = grown(self._links0, 0)
-        self._upper_start = grown(self._upper_start, 0)
-        self._levels = grown(self._levels, -1)
-        self._deleted = grown(self._deleted, 0)
-        if self._own_vectors:
-            self._vectors = grown(self._vectors, 0)
+        self._bind(vectors=grown(self._source.vectors, 0) if self._own_vectors else None,
+                   links0=grown(graph.links0, 0), upper_start=grown(graph.upper_start, 0),
+                   levels=grown(graph.levels, -1), deleted=grown(graph.deleted, 0))
 
     def _reserve_upper_rows(self, needed: int) -> None:
-        if needed <= len(self._upper):
+        upper = self._graph.upper
+        if needed <= len(upper):
             return
-        bigger = np.zeros((max(needed, 2 * len(self._upper)), self.m + 1), dtype=np.int32)
-        bigger[: len(self._upper)] = self._upper
-        self._upper = bigger
+        bigger = np.zeros((max(needed, 2 * len(upper)), self.m + 1), dtype=np.int32)
+        bigger[: len(upper)] = upper
+        self._bind(upper=bigger)
 
     def _take_scratch(self) -> tuple[np.ndarray, ...]:
-        """Per-walk working memory covering every slot, one set per concurrent graph walk (hnswlib's
-        visited-list pool): visited tags, the tag counter, the candidate heap's keys and values.
-        Pages of the heap that a walk never reaches are never touched, so never really allocated."""
+        """Per-walk working memory covering every slot, one ``kernels.Scratch`` per concurrent graph
+        walk (hnswlib's visited-list pool), as the plain tuple the kernels take. Pages of the candidate
+        heap that a walk never reaches are never touched, so never really allocated."""
         with self._scratch_pool_lock:
             scratch = self._scratch_pool.pop() if self._scratch_pool else None
-        slots = max(len(self._levels), 1)
-        if scratch is None or len(scratch[0]) < slots:
-            scratch = (np.zeros(slots, dtype=np.uint16), np.zeros(1, dtype=np.int64),
-                       np.empty(slots + 1, dtype=np.float32), np.empty(slots + 1, dtype=np.int32))
+        slots = max(len(self._graph.levels), 1)
+        if scratch is None or len(scratch[_SCRATCH_VISITED]) < slots:
+            scratch = tuple(kernels.Scratch(
+                visited=np.zeros(slots, dtype=np.uint16), visit_state=np.zeros(1, dtype=np.int64),
+                cand_keys=np.empty(slots + 1, dtype=np.float32),
+                cand_values=np.empty(slots + 1, dtype=np.int32)))
         return scratch
 
     def _give_back_scratch(self, scratch: tuple[np.ndarray, ...]) -> None:
