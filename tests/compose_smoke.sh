@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Smoke test of the Docker deployment (`make compose-smoke`): builds the images, starts the whole compose
 # stack with two ingest workers, uploads photos and a video through the gateway, waits for the job,
-# searches, fetches a frame, restarts the embedder, searches again, and always removes the stack.
+# searches, fetches a frame, restarts the embedder, searches again, and always removes the stack. On the way
+# it checks that Redis, the embedder and the index refuse callers without their password or secret.
 #
 # Here no registry is reachable: ../shared/tools/docker-sandbox/up.sh starts a Docker engine and builds
 # stand-ins for the base images (where it is missing, the ambient `docker` is used). There are no
@@ -50,6 +51,11 @@ export MEDIASEARCH_CLIP_RANDOM_WEIGHTS=1
 export HF_HUB_OFFLINE=1
 BASE=http://127.0.0.1:$PORT
 WORK=$(mktemp -d)
+# The first-run step of README.md: docker/init-env.sh writes a Redis password; here into a private file,
+# never the user's .env, and exported (the environment wins over .env).
+docker/init-env.sh "$WORK/env" >/dev/null
+MEDIASEARCH_REDIS_PASSWORD=$(sed -n 's/^MEDIASEARCH_REDIS_PASSWORD=//p' "$WORK/env")
+export MEDIASEARCH_REDIS_PASSWORD
 
 cleanup() {
   local status=$?
@@ -97,6 +103,34 @@ published=$(docker compose ps --format json | jq -rs 'flatten | map(select(any(.
 for service in gateway embedder index ingest_worker; do
   [ "$(docker compose exec -T "$service" id -u)" != 0 ] || fail "$service runs as root"
 done
+
+step "internal services refuse callers without the password or the secret"
+anonymous=$(docker compose exec -T redis env -u REDISCLI_AUTH redis-cli ping 2>&1 || true)
+[[ $anonymous == *NOAUTH* ]] || fail "redis answers a client without its password: $anonymous"
+[ "$(docker compose exec -T gateway stat -c %a /data/secrets/internal.key)" = 600 ] \
+  || fail "/data/secrets/internal.key is not mode 0600"
+docker compose exec -T gateway python - <<'PY' || fail "the embedder or the index answers without the internal secret"
+import json
+import urllib.error
+import urllib.request
+
+
+def call(url, body=None):
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as reply:
+            return reply.status, json.load(reply)
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.load(exc)
+
+
+assert call("http://index:8002/delete", {"rows": [0]})[0] == 401
+assert call("http://index:8002/search", {"vector": [1.0], "k": 1})[0] == 401
+assert call("http://embedder:8001/embed/text", {"texts": ["x"]})[0] == 401
+for url in ("http://index:8002/health", "http://embedder:8001/health"):
+    assert call(url) == (200, {"ready": True}), url  # anonymous: up or not, nothing more
+PY
 
 step "uploading photos and a video"
 photos=(n02085936_Maltese_dog n02099601_golden_retriever n02110185_Siberian_husky n01440764_tench n04285008_sports_car)

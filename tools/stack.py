@@ -2,6 +2,11 @@
 its own process, and stop them all together. `make run` calls this; the tests start the same stack.
 
     python -m tools.stack            # gateway on MEDIASEARCH_GATEWAY_PORT (8000); Ctrl-C stops all
+
+Secrets, in <data dir>/secrets (mode 0600): the internal secret every service presents to the embedder
+and the index (``internal.key``, unless MEDIASEARCH_INTERNAL_SECRET is set), and the password of the Redis
+started here (``redis.password``, unless MEDIASEARCH_REDIS_PASSWORD is set), which every child gets in
+MEDIASEARCH_REDIS_PASSWORD. Redis reads it from its standard input, so it never shows in a process list.
 """
 
 from __future__ import annotations
@@ -17,7 +22,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+from pydantic import SecretStr
 
+from shared.internal_auth import (
+    INTERNAL_SECRET_HEADER,
+    REDIS_PASSWORD_FILE,
+    internal_secret,
+    load_or_create_secret,
+    secrets_dir,
+)
 from shared.settings import Settings
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -47,6 +60,8 @@ class Service:
     argv: list[str]
     env: dict[str, str]  # its whole environment: nothing else is inherited
     health_url: str | None = None
+    health_headers: dict[str, str] = field(default_factory=dict)  # the internal secret, for the whole report
+    stdin: str | None = None  # written to its standard input at start (Redis's configuration)
     process: subprocess.Popen | None = None
 
 
@@ -70,20 +85,27 @@ class Stack:
         environ["MEDIASEARCH_DATA_DIR"] = str(REPO_ROOT / s.data_dir)
         self.settings = s = s.model_copy(update={"data_dir": REPO_ROOT / s.data_dir})
         python = sys.executable
+        # Made here before any service starts (each would otherwise make it on first need).
+        internal = {INTERNAL_SECRET_HEADER: internal_secret(s)}
         if s.redis_url is None:
+            password = s.redis_password.get_secret_value() if s.redis_password else ""
+            password = password or load_or_create_secret(secrets_dir(s) / REDIS_PASSWORD_FILE)
+            environ["MEDIASEARCH_REDIS_PASSWORD"] = password
+            self.settings = s = s.model_copy(update={"redis_password": SecretStr(password)})
             redis_dir = s.data_path / "redis"
             redis_dir.mkdir(parents=True, exist_ok=True)
             self.services.append(Service("redis", [
                 find_redis_server(), "--port", str(s.redis_port), "--bind", "127.0.0.1", "--dir", str(redis_dir),
-                "--appendonly", "yes", "--save", "", "--protected-mode", "no"], environ))
+                "--appendonly", "yes", "--save", "", "--protected-mode", "yes", "-"], environ,
+                stdin=f"requirepass {_redis_config_string(password)}\n"))
         self.services.append(Service("embedder", [python, "-m", "services.embedder"], environ,
-                                     f"http://{s.embedder_host}:{s.embedder_port}/health"))
+                                     f"http://{s.embedder_host}:{s.embedder_port}/health", internal))
         for shard_id, url in enumerate(s.index_urls):
             shard_env = {**environ, "MEDIASEARCH_INDEX_SHARD_ID": str(shard_id),
                          "MEDIASEARCH_INDEX_SHARD_COUNT": str(len(s.index_urls)),
                          "MEDIASEARCH_INDEX_PORT": str(httpx.URL(url).port)}
             self.services.append(Service(f"index-{shard_id}", [python, "-m", "services.index"], shard_env,
-                                         f"{url}/health"))
+                                         f"{url}/health", internal))
         for number in range(self.workers):
             self.services.append(Service(f"worker-{number}", [
                 python, "-m", "celery", "-A", "services.ingest_worker.celery_app", "worker",
@@ -112,7 +134,11 @@ class Stack:
             # Each service in its own process group so Ctrl-C in a terminal reaches only this launcher,
             # which then stops the services in order.
             service.process = subprocess.Popen(service.argv, env=service.env, cwd=REPO_ROOT, stdout=output,
-                                               stderr=subprocess.STDOUT, start_new_session=True)
+                                               stderr=subprocess.STDOUT, start_new_session=True,
+                                               stdin=None if service.stdin is None else subprocess.PIPE)
+        if service.stdin is not None:
+            service.process.stdin.write(service.stdin.encode())
+            service.process.stdin.close()
 
     def service(self, name: str) -> Service:
         return next(s for s in self.services if s.name == name)
@@ -124,7 +150,7 @@ class Stack:
             if service.process is not None and service.process.poll() is not None:
                 raise RuntimeError(f"{service.name} exited with code {service.process.returncode}{self._log_hint(service)}")
             try:
-                reply = httpx.get(service.health_url, timeout=2)
+                reply = httpx.get(service.health_url, headers=service.health_headers, timeout=2)
                 if reply.status_code == 200:
                     return
                 if reply.status_code == 503 and not require_ready:
@@ -168,6 +194,12 @@ class Stack:
                 except subprocess.TimeoutExpired:
                     os.killpg(service.process.pid, signal.SIGKILL)
                     service.process.wait()
+
+
+def _redis_config_string(value: str) -> str:
+    """``value`` quoted for a line of redis.conf (double quotes, backslash escapes)."""
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\r", "\\r")
+    return f'"{escaped}"'
 
 
 def _wait_for_redis(url: str, timeout: float) -> None:

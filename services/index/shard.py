@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from services.index.hnsw import HNSWIndex, IndexFileError
+from shared.errors import BadInput
 from shared.vectors import LazyReader, OnZero, VectorStore, unit
 
 log = logging.getLogger("mediasearch.index")
@@ -129,8 +130,22 @@ class Shard:
         rows, sims = index.search(query, k=k, ef=ef, filter=allowed)
         return [int(r) for r in rows], [float(s) for s in sims]
 
+    def committed(self) -> int:
+        """Rows the vectors store has committed (0 while it does not exist)."""
+        store = self.reader.get_or_none()
+        return 0 if store is None else store.committed()
+
     def delete(self, rows: list[int]) -> int:
-        owned = sorted({int(r) for r in rows if r >= 0 and self.owns(int(r))} - self.deleted)
+        """Delete rows for good. Only committed rows: a row at or past the store's committed count is
+        refused (BadInput, nothing deleted), or a forged delete would hide photos not yet embedded."""
+        wanted = {int(r) for r in rows if r >= 0}
+        committed = self.committed()
+        beyond = sorted(row for row in wanted if row >= committed)
+        if beyond:
+            shown = ", ".join(str(row) for row in beyond[:10]) + (" ..." if len(beyond) > 10 else "")
+            raise BadInput(f"rows {shown} are not committed (the vectors store has {committed} rows); "
+                           "nothing was deleted")
+        owned = sorted({row for row in wanted if self.owns(row)} - self.deleted)
         if not owned:
             return 0
         with self._mutation:

@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from services.index.shard import GRAPH_FILE, Shard
+from services.index.shard import DELETED_FILE, GRAPH_FILE, Shard
+from shared.errors import BadInput
 from shared.vectors import VectorStore
 from tests.samples import unit_rows
 
@@ -86,3 +87,36 @@ def test_missing_or_corrupt_graph_is_rebuilt_from_the_store(tmp_path, store, dam
     rebuilt = open_shard(tmp_path)
     assert rebuilt.catch_up() == 120
     assert rebuilt.search(data[42], k=1)[0] == [42]
+
+
+def test_deletes_of_rows_not_committed_are_refused_whole(tmp_path, store):
+    shard = open_shard(tmp_path, 0, 2)
+    with pytest.raises(BadInput, match="store has 0 rows"):  # nothing embedded yet: every row is in the future
+        shard.delete([0])
+    data = unit_rows(10, 16)
+    store.append(data, np.arange(10))
+    shard.catch_up()
+    # A forged delete of rows to come (10, 12) must not hide those photos once they arrive; one row past the
+    # end refuses the whole request, owned or not.
+    for rows in ([10], [2, 12], [3, 11], list(range(10, 10**6, 2))):
+        with pytest.raises(BadInput, match="not committed"):
+            shard.delete(rows)
+    assert shard.deleted == set() and not (tmp_path / "shard0" / DELETED_FILE).exists()
+    assert shard.delete([2, 3, 9, -1]) == 1  # committed: 2 is this shard's, 3 and 9 the other's
+    store.append(unit_rows(4, 16, seed=2), np.arange(10, 14))
+    assert shard.catch_up() == 2 and shard.delete([10]) == 1
+    assert 12 in shard.search(store.view()[0][12], k=3)[0]  # arrived and searchable
+
+
+def test_a_small_graph_with_no_upper_layers_left_is_snapshotted_and_reopened(tmp_path, store):
+    # 8 rows with two deleted: the upper-layer table can be empty, which the snapshot must still write
+    data = unit_rows(8, 16)
+    store.append(data, np.arange(8))
+    shard = open_shard(tmp_path)
+    shard.catch_up()
+    shard.delete([1, 7])
+    shard.close()
+    reopened = open_shard(tmp_path)
+    reopened.catch_up()
+    rows, _ = reopened.search(data[3], k=8)
+    assert rows[0] == 3 and not {1, 7} & set(rows)

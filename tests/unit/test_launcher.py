@@ -4,6 +4,7 @@ service gets its whole environment explicitly, and the launcher's own environmen
 from __future__ import annotations
 
 import os
+import stat
 import sys
 
 from shared.settings import Settings
@@ -53,3 +54,28 @@ def test_a_relative_data_dir_is_the_one_in_the_repo_root_wherever_the_launcher_r
     assert stack.settings.data_path == REPO_ROOT / "test-output" / "launcher-data"
     assert stack.service("gateway").env["MEDIASEARCH_DATA_DIR"] == str(REPO_ROOT / "test-output" / "launcher-data")
     assert "redis" not in [s.name for s in stack.services]  # an external Redis is not started
+
+
+def test_the_launcher_makes_the_secrets_private_and_hands_out_only_what_each_needs(tmp_path):
+    # Empty: whatever a developer's .env says, the launcher makes both.
+    stack = Stack(env={"MEDIASEARCH_DATA_DIR": str(tmp_path), "MEDIASEARCH_REDIS_PASSWORD": "",
+                       "MEDIASEARCH_INTERNAL_SECRET": ""})
+    secrets = tmp_path / "secrets"
+    key, password_file = secrets / "internal.key", secrets / "redis.password"
+    assert {stat.S_IMODE(p.stat().st_mode) for p in (key, password_file)} == {0o600}
+    assert stat.S_IMODE(secrets.stat().st_mode) == 0o700
+    password, secret = password_file.read_text().strip(), key.read_text().strip()
+    redis_server = stack.service("redis")
+    assert password not in " ".join(redis_server.argv) and redis_server.stdin == f'requirepass "{password}"\n'
+    argv = redis_server.argv
+    assert argv[argv.index("--protected-mode") + 1] == "yes" and argv[-1] == "-"  # "-": config from stdin
+    assert stack.settings.effective_redis_url == f"redis://:{password}@127.0.0.1:{stack.settings.redis_port}/0"
+    for service in stack.services:
+        assert service.env["MEDIASEARCH_REDIS_PASSWORD"] == password
+        assert service.env.get("MEDIASEARCH_INTERNAL_SECRET", "") == ""  # each reads the key file itself
+    # Health checks with the secret get the whole report (the reason a service is not ready).
+    assert {s.name: s.health_headers for s in stack.services if s.health_headers} == {
+        "embedder": {"X-Internal-Secret": secret}, "index-0": {"X-Internal-Secret": secret}}
+    again = Stack(env={"MEDIASEARCH_DATA_DIR": str(tmp_path), "MEDIASEARCH_REDIS_PASSWORD": "",
+                       "MEDIASEARCH_INTERNAL_SECRET": ""})
+    assert again.settings.effective_redis_url == stack.settings.effective_redis_url  # kept across starts

@@ -105,7 +105,8 @@ class LogRecord:
 
 
 def _bytes_of(array: np.ndarray) -> memoryview:
-    return memoryview(np.ascontiguousarray(array)).cast("B")
+    # flattened first: memoryview.cast refuses a shape with a zero in it (an empty upper-layer table)
+    return memoryview(np.ascontiguousarray(array).reshape(-1).view(np.uint8))
 
 
 def write_snapshot(path: Path, params: IndexParams, snapshot: Snapshot) -> None:
