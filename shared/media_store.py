@@ -10,6 +10,8 @@ from __future__ import annotations
 import hashlib
 import os
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 
 MAX_NAME_BYTES = 1024
@@ -44,8 +46,9 @@ class MediaStore:
         path = self.resolve(relative)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(_temporary_name(path.name))
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
+        with _removed_on_failure(tmp):
+            tmp.write_bytes(data)
+            os.replace(tmp, path)
         return path
 
     def adopt(self, source: Path, relative: str, move: bool) -> Path:
@@ -60,10 +63,11 @@ class MediaStore:
         if move:
             os.replace(source, target)
         else:
-            with open(source, "rb") as src, open(tmp, "wb") as dst:
-                while chunk := src.read(1 << 20):
-                    dst.write(chunk)
-            os.replace(tmp, target)
+            with _removed_on_failure(tmp):
+                with open(source, "rb") as src, open(tmp, "wb") as dst:
+                    while chunk := src.read(1 << 20):
+                        dst.write(chunk)
+                os.replace(tmp, target)
         return target
 
     def remove(self, relatives: list[str]) -> None:
@@ -72,6 +76,16 @@ class MediaStore:
                 self.resolve(relative).unlink(missing_ok=True)
             except UnsafeNameError:
                 continue
+
+
+@contextmanager
+def _removed_on_failure(tmp: Path) -> Iterator[None]:
+    """A half-written temporary file (a full disk, an unreadable source) is not left behind."""
+    try:
+        yield
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def _temporary_name(name: str) -> str:
