@@ -1,6 +1,11 @@
 """The Celery shell of the ingest worker: one task per job item, over the plain ``pipeline.ingest_item``.
 
     celery -A services.ingest_worker.celery_app worker --pool threads --concurrency 2
+
+Threads run the tasks (the files in hand wait mostly on the embedder); each file's decoding runs in a
+child process of its own (isolation.py), so a crash or an OOM kill costs that file's attempt, not the
+worker. At start the worker repairs the vectors store (reconcile), starts its heartbeat and its reaper
+(liveness.py), and re-queues what an earlier process of its nodename held when it died.
 """
 
 from __future__ import annotations
@@ -8,9 +13,13 @@ from __future__ import annotations
 import logging
 import threading
 
-from celery.signals import celeryd_after_setup
+import redis
+from celery.signals import celeryd_after_setup, setup_logging, task_received, worker_shutdown
 
+from services.ingest_worker import isolation
+from services.ingest_worker.liveness import Heartbeat, Reaper
 from services.ingest_worker.pipeline import (
+    AttemptDied,
     IngestContext,
     TransientFault,
     give_up,
@@ -18,6 +27,7 @@ from services.ingest_worker.pipeline import (
     retry_delay,
     wait_for_retry,
 )
+from shared import catalog, logs
 from shared.organise.upkeep import organise_library
 from shared.queue import INGEST_ITEM_TASK, RECLUSTER_TASK, make_celery
 from shared.reconcile import reconcile
@@ -27,37 +37,83 @@ log = logging.getLogger("mediasearch.ingest")
 settings = Settings()
 app = make_celery(settings)
 _per_thread = threading.local()
+_liveness: dict[str, Heartbeat | Reaper] = {}  # this worker process's, once it is set up
+
+
+@setup_logging.connect
+def configure_logging(**_) -> None:
+    """With a receiver here Celery leaves logging alone: the worker logs like every other service."""
+    logs.configure_logging("ingest_worker", settings)
 
 
 @celeryd_after_setup.connect
-def reconcile_at_start(**_) -> None:
-    """Before taking tasks, repair what a crash left between the vectors store and the catalog."""
+def start_worker(sender: str, **_) -> None:
+    """Before taking tasks: repair what a crash left between the vectors store and the catalog, start the
+    heartbeat and the reaper (which re-queues what this nodename's earlier process held), and the fork
+    server that decoding children come from. ``sender`` is the worker's nodename."""
     try:
         reconcile(settings)
     except Exception:  # a failed repair must not keep the worker from working
         log.exception("start-up reconciliation failed; starting anyway")
+    client = redis.Redis.from_url(settings.effective_redis_url, socket_timeout=5, socket_connect_timeout=5)
+    heartbeat = Heartbeat(client, sender, settings)
+    heartbeat.start()
+    reaper = Reaper(heartbeat, settings, lambda item_id: app.send_task(INGEST_ITEM_TASK, args=[item_id]),
+                    app.conf.broker_transport_options, app.conf.task_default_queue)
+    _liveness.update(heartbeat=heartbeat, reaper=reaper)
+    reaper.start()
+    isolation.start()
+    log.info("ingest worker %s: heartbeat every %.0f s; reaper every %.0f s", heartbeat.worker_id,
+             heartbeat.interval, reaper.interval)
+
+
+@worker_shutdown.connect
+def stop_worker(**_) -> None:
+    """A clean stop (its tasks finished or given back to the broker): the heartbeat goes at once."""
+    if "reaper" in _liveness:
+        _liveness["reaper"].stop()
+        _liveness["heartbeat"].stop()
+
+
+@task_received.connect
+def hold_received_item(request=None, **_) -> None:
+    """A task taken from the broker may wait here before it starts (for a free thread, or a retry for its
+    countdown): record that this worker holds its item, so that the reaper sends it again if this worker
+    dies meanwhile (else it would wait out the broker's visibility timeout)."""
+    heartbeat = _liveness.get("heartbeat")
+    if heartbeat is None or request is None or request.task_name != INGEST_ITEM_TASK:
+        return
+    try:
+        catalog.hold_item(_context().conn, int(request.args[0]), heartbeat.worker_id)
+    except Exception:  # noqa: BLE001 (without the record, the visibility timeout still brings it back)
+        log.exception("could not record that this worker holds item %s", request.args)
 
 
 def _context() -> IngestContext:
     """This thread's context (worker pools may run tasks on several threads; a SQLite connection is per thread)."""
     context = getattr(_per_thread, "context", None)
     if context is None:
-        context = _per_thread.context = IngestContext.open(settings)
+        heartbeat = _liveness.get("heartbeat")
+        context = _per_thread.context = IngestContext.open(
+            settings, worker_id=heartbeat.worker_id if heartbeat else None,
+            alive=heartbeat.alive if heartbeat else None)
     return context
 
 
 @app.task(name=INGEST_ITEM_TASK, bind=True, max_retries=settings.ingest_max_retries)
 def ingest_item_task(self, item_id: int) -> str | None:
     context = _context()
-    try:
-        outcome = ingest_item(item_id, context)
-    except TransientFault as fault:
-        if self.request.retries >= self.max_retries:
-            give_up(item_id, context, f"gave up after {self.request.retries} retries: {fault}")
-            return "failed"
-        wait_for_retry(item_id, context, str(fault))
-        raise self.retry(countdown=retry_delay(self.request.retries, settings), exc=fault) from None
-    return outcome.status if outcome else None
+    item = catalog.get_item(context.conn, item_id)
+    with logs.bind(job_id=item["job_id"] if item else None):  # in this worker's lines and its calls' headers
+        try:
+            outcome = ingest_item(item_id, context)
+        except TransientFault as fault:
+            if self.request.retries >= self.max_retries:
+                give_up(item_id, context, f"gave up after {self.request.retries} retries: {fault}")
+                return "failed"
+            wait_for_retry(item_id, context, str(fault), counted=isinstance(fault, AttemptDied))
+            raise self.retry(countdown=retry_delay(self.request.retries, settings), exc=fault) from None
+        return outcome.status if outcome else None
 
 
 @app.task(name=RECLUSTER_TASK)

@@ -5,6 +5,12 @@ Every step can be repeated: a redelivered task for a finished item does nothing,
 frames are not all embedded yet is finished by the next attempt instead of being created twice. The
 order matters for that: frame files are written first, then the media and frame rows (with the item
 pointing at them) in one transaction, then the original is moved into place, then the frames are embedded.
+
+An item starts only through its claim (catalog.claim_item): a task delivered while a live worker runs the
+item does nothing, and each start counts an attempt. Decoding runs in a child process of its own with a
+hard time limit (isolation.py, staging.py); a child that crashes, is killed or times out costs one
+attempt (AttemptDied: retried), and the attempt that reaches ingest_max_attempts fails the item with
+"gave up: ...". So does the next start of an item whose worker died in its last attempt.
 """
 
 from __future__ import annotations
@@ -13,9 +19,11 @@ import errno
 import logging
 import os
 import random
+import socket
 import sqlite3
 import stat
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,9 +31,10 @@ from typing import TypeVar
 
 import httpx
 
-from services.ingest_worker.images import decode_image, encode_jpeg, fit, perceptual_hash
+from services.ingest_worker import plugins, staging
+from services.ingest_worker.isolation import ChildDied, run_isolated
 from services.ingest_worker.sniff import SNIFF_BYTES, BadInput, MediaType, sniff
-from services.ingest_worker.video import SamplingPolicy, sample_video
+from services.ingest_worker.staging import StagedMedia, sampling_policy  # noqa: F401 (sampling_policy: re-exported)
 from shared import catalog
 from shared.clients import EmbedderClient, IndexShards, UpstreamError
 from shared.media_store import MediaStore, UnsafeNameError, sha256_file
@@ -43,6 +52,15 @@ class TransientFault(Exception):
     """A fault outside the file (embedder unreachable or failing, database busy): try again later."""
 
 
+class AttemptDied(TransientFault):
+    """This attempt's decoder crashed, was killed or timed out, and the item has attempts left: try again
+    later, with this attempt counted."""
+
+
+def _direct_worker_id() -> str:
+    return f"direct@{socket.gethostname()}/{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+
 @dataclass
 class IngestContext:
     """What processing an item needs; one per worker thread (a SQLite connection is not shared)."""
@@ -53,14 +71,26 @@ class IngestContext:
     embedder: EmbedderClient
     index_http: httpx.Client  # the connection the index shards are asked over (how far they have caught up)
     index: IndexShards = field(init=False)
+    # Who claims items (catalog.claim_item), and which other workers are alive. A Celery worker passes its
+    # heartbeat's (liveness.py); by default only this context counts as alive, so an item another context
+    # left running is taken over.
+    worker_id: str = field(default_factory=_direct_worker_id)
+    alive: Callable[[str], bool] | None = None
 
     def __post_init__(self) -> None:
         self.index = IndexShards(self.settings.index_urls, http=self.index_http)
 
     @classmethod
-    def open(cls, settings: Settings) -> IngestContext:
-        return cls(settings, catalog.connect(settings.catalog_path), MediaStore(settings.data_path),
-                   EmbedderClient(settings.embedder_url), httpx.Client(timeout=2))
+    def open(cls, settings: Settings, worker_id: str | None = None,
+             alive: Callable[[str], bool] | None = None) -> IngestContext:
+        context = cls(settings, catalog.connect(settings.catalog_path), MediaStore(settings.data_path),
+                      EmbedderClient(settings.embedder_url), httpx.Client(timeout=2), alive=alive)
+        if worker_id is not None:
+            context.worker_id = worker_id
+        return context
+
+    def is_alive(self, worker: str) -> bool:
+        return worker == self.worker_id or (self.alive is not None and self.alive(worker))
 
     def close(self) -> None:
         self.embedder.close()
@@ -75,47 +105,38 @@ class ItemOutcome:
     media_id: int | None = None
 
 
-@dataclass
-class StagedFrame:
-    path: str
-    thumb_path: str
-    width: int
-    height: int
-    timestamp: float | None
-
-
-@dataclass
-class StagedMedia:
-    width: int
-    height: int
-    duration: float | None = None
-    fps: float | None = None
-    phash: str | None = None
-    frames: list[StagedFrame] = field(default_factory=list)
-
-
 def ingest_item(item_id: int, ctx: IngestContext) -> ItemOutcome | None:
     """Process one job item; returns its outcome (None for an unknown item).
 
-    Raises TransientFault when it should be tried again later; the item is then left unfinished.
+    Returns None as well when a live worker runs the item already (it is not started twice). Raises
+    TransientFault when it should be tried again later (AttemptDied when its decoder died); the item is
+    then left running, held by ``ctx.worker_id``, until wait_for_retry releases it.
     """
     conn = ctx.conn
     try:
-        item = catalog.get_item(conn, item_id)
-        if item is None:
+        claim, item = catalog.claim_item(conn, item_id, ctx.worker_id, ctx.settings.ingest_max_attempts,
+                                         ctx.is_alive)
+        if claim == catalog.Claim.MISSING:
             log.warning("job item %s does not exist (its job was deleted?); nothing to do", item_id)
             return None
-        if item["status"] in catalog.TERMINAL_ITEM_STATES:
+        if claim == catalog.Claim.FINISHED:
             _discard_upload(item, ctx)
             return ItemOutcome(item["status"], item["reason"], item["media_id"])
-        if item["cancelled"]:
+        if claim == catalog.Claim.BUSY:
+            log.info("item %s (%s) is running in worker %s: not started a second time", item_id, item["file"],
+                     item["claimed_by"])
+            return None
+        if claim == catalog.Claim.GAVE_UP:
+            outcome = ItemOutcome("failed", item["reason"])
+        elif item["cancelled"]:
             outcome = ItemOutcome("cancelled", "job cancelled")
         else:
-            catalog.set_item(conn, item_id, "running")
             try:
                 outcome = _process(item, ctx)
             except BadInput as exc:
                 outcome = ItemOutcome("failed", str(exc))
+            except ChildDied as death:
+                outcome = _after_death(item, ctx, death)  # or AttemptDied, raised
         catalog.set_item(conn, item_id, outcome.status, outcome.reason, outcome.media_id)
         file_ingested(conn, item, outcome.status, outcome.media_id, ctx.settings)  # its collection and album
         _discard_upload(item, ctx)
@@ -132,9 +153,10 @@ def ingest_item(item_id: int, ctx: IngestContext) -> ItemOutcome | None:
         return _fail_unexpectedly(item_id, ctx, exc)
 
 
-def wait_for_retry(item_id: int, ctx: IngestContext, reason: str) -> None:
-    """Put an item back in the queue while a transient fault passes (a cancelled job then skips it)."""
-    catalog.set_item(ctx.conn, item_id, "queued", f"waiting to retry: {reason}")
+def wait_for_retry(item_id: int, ctx: IngestContext, reason: str, counted: bool = False) -> None:
+    """Put an item back in the queue while a transient fault passes (a cancelled job then skips it). The
+    attempt is given back, unless ``counted`` (its decoder died: AttemptDied)."""
+    catalog.release_item(ctx.conn, item_id, ctx.worker_id, f"waiting to retry: {reason}", counted)
 
 
 def give_up(item_id: int, ctx: IngestContext, reason: str) -> None:
@@ -147,11 +169,13 @@ def retry_delay(retries_so_far: int, settings: Settings) -> float:
     return delay * random.uniform(0.8, 1.2)
 
 
-def sampling_policy(settings: Settings) -> SamplingPolicy:
-    return SamplingPolicy(sample_fps=settings.video_sample_fps, min_spacing_s=settings.video_min_spacing_s,
-                          hist_threshold=settings.video_hist_threshold, max_frames=settings.video_max_frames,
-                          max_side=settings.frame_max_side, max_pixels=settings.max_image_pixels,
-                          convert_timeout_s=0.8 * settings.task_visibility_timeout)
+def _after_death(item: catalog.ItemRow, ctx: IngestContext, death: ChildDied) -> ItemOutcome:
+    """The decoder of this attempt died: fail the item if that was its last attempt, else AttemptDied."""
+    attempts, most = item["attempts"], ctx.settings.ingest_max_attempts
+    log.warning("item %s (%s): attempt %d of %d died: %s", item["id"], item["file"], attempts, most, death)
+    if attempts >= most:
+        return ItemOutcome("failed", catalog.gave_up_reason(attempts, str(death)))
+    raise AttemptDied(f"attempt {attempts} of {most} died: {death}")
 
 
 # -- the steps -------------------------------------------------------------------------------------
@@ -232,13 +256,18 @@ def _inspect(source: Path, settings: Settings) -> tuple[MediaType, int]:
             head = handle.read(SNIFF_BYTES)
     except OSError as exc:
         raise BadInput(f"unreadable: {exc.strerror or exc}") from None
-    return sniff(head), info.st_size
+    return plugins.sniff_plugin(head, plugins.load(settings.decoder_plugins)) or sniff(head), info.st_size
 
 
 def _create_media(item: sqlite3.Row, source: Path, media_type: MediaType, size: int, sha256: str,
                   ctx: IngestContext) -> int:
-    staged = _stage_image(source, media_type, sha256, ctx) if media_type.kind == "image" else \
-        _stage_video(source, sha256, ctx)
+    settings = ctx.settings
+    try:
+        staged: StagedMedia = run_isolated(staging.stage, (source, media_type, sha256, settings),
+                                           lambda duration: staging.time_limit(settings, size, duration))
+    except ChildDied:
+        staging.discard_partial(ctx.store, sha256)
+        raise
     conn = ctx.conn
     with catalog.transaction(conn):
         near = (catalog.find_near_duplicate(conn, staged.phash, ctx.settings.phash_max_distance, media_type.kind)
@@ -253,29 +282,6 @@ def _create_media(item: sqlite3.Row, source: Path, media_type: MediaType, size: 
                                  frame.timestamp)
         catalog.set_item(conn, item["id"], "running", media_id=media_id)
     return media_id
-
-
-def _stage_image(source: Path, media_type: MediaType, sha256: str, ctx: IngestContext) -> StagedMedia:
-    settings = ctx.settings
-    decoded = decode_image(source, media_type, settings.max_image_pixels, settings.frame_max_side)
-    return StagedMedia(decoded.width, decoded.height, phash=perceptual_hash(decoded.frame),
-                       frames=[_store_frame(decoded.frame, sha256, 0, None, ctx)])
-
-
-def _stage_video(source: Path, sha256: str, ctx: IngestContext) -> StagedMedia:
-    frames: list[StagedFrame] = []
-    info = sample_video(source, sampling_policy(ctx.settings),
-                        lambda image, timestamp: frames.append(
-                            _store_frame(image, sha256, len(frames), timestamp, ctx)))
-    return StagedMedia(info.width, info.height, duration=info.duration, fps=info.fps, frames=frames)
-
-
-def _store_frame(image, sha256: str, index: int, timestamp: float | None, ctx: IngestContext) -> StagedFrame:
-    settings, store = ctx.settings, ctx.store
-    path, thumb_path = store.frame_path(sha256, index), store.thumb_path(sha256, index)
-    store.write_atomic(path, encode_jpeg(image, settings.jpeg_quality))
-    store.write_atomic(thumb_path, encode_jpeg(fit(image, settings.thumb_max_side), settings.jpeg_quality))
-    return StagedFrame(path, thumb_path, image.width, image.height, timestamp)
 
 
 def _keep_original(media: sqlite3.Row, item: sqlite3.Row, ctx: IngestContext, source: Path | None = None) -> None:

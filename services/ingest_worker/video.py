@@ -45,18 +45,37 @@ class VideoInfo:
 
 # Receives each kept frame: RGB, longest side at most ``max_side``, and its timestamp in seconds.
 FrameSink = Callable[[Image.Image, float], None]
+# Hears the video's duration in seconds as its container declares it, before decoding starts.
+DurationSink = Callable[[float], None]
 
 
-def sample_video(path: Path, policy: SamplingPolicy, on_frame: FrameSink) -> VideoInfo:
+def sample_video(path: Path, policy: SamplingPolicy, on_frame: FrameSink,
+                 on_duration: DurationSink | None = None) -> VideoInfo:
     """Decode ``path`` and hand every kept frame to ``on_frame``; raises BadInput for unreadable videos."""
     capture = _open(path)
     if capture is None:
+        if on_duration is not None and (declared := probe_duration(path)):
+            on_duration(declared)  # before the conversion, the slow part
         with transcoded_for_opencv(path, policy.convert_timeout_s) as copy:
             capture = _open(copy)
             if capture is None:
                 raise BadInput("not a readable video (no frame could be decoded)")
-            return _sample(capture, policy, on_frame)
-    return _sample(capture, policy, on_frame)
+            return _sample(capture, policy, on_frame, on_duration)
+    return _sample(capture, policy, on_frame, on_duration)
+
+
+def probe_duration(path: Path) -> float | None:
+    """A video's duration as ffprobe reads it from the container; None without ffprobe or an answer."""
+    ffprobe = shutil.which("ffprobe")
+    if ffprobe is None:
+        return None
+    try:
+        out = subprocess.run([ffprobe, "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0",
+                              str(path)], check=False, capture_output=True, text=True, timeout=30,
+                             stdin=subprocess.DEVNULL).stdout
+        return float(out.strip())
+    except (subprocess.TimeoutExpired, ValueError):
+        return None
 
 
 def _open(path: Path) -> cv2.VideoCapture | None:
@@ -94,7 +113,8 @@ def transcoded_for_opencv(path: Path, timeout_s: float):
         yield target
 
 
-def _sample(capture: cv2.VideoCapture, policy: SamplingPolicy, on_frame: FrameSink) -> VideoInfo:
+def _sample(capture: cv2.VideoCapture, policy: SamplingPolicy, on_frame: FrameSink,
+            on_duration: DurationSink | None = None) -> VideoInfo:
     try:
         declared = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)) * int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
         if declared > policy.max_pixels:
@@ -103,6 +123,8 @@ def _sample(capture: cv2.VideoCapture, policy: SamplingPolicy, on_frame: FrameSi
         fps = capture.get(cv2.CAP_PROP_FPS) or None
         frame_count = capture.get(cv2.CAP_PROP_FRAME_COUNT)
         container_duration = frame_count / fps if fps and frame_count > 0 else 0.0
+        if container_duration and on_duration is not None:
+            on_duration(container_duration)
         period = 1.0 / policy.sample_fps
         if container_duration:
             # Spread the frame budget over the whole video rather than spending it on the beginning.

@@ -2,6 +2,12 @@
 
 Job counters are not stored: they are counted from the items, so a retried or duplicated task can
 never count twice.
+
+An item starts running only through ``claim_item``: in one transaction it becomes ``running``, held by
+one worker (``claimed_by``), with its ``attempts`` counted. A second delivery of its task while that
+worker lives is refused (no file is processed twice at once); an item whose worker is gone is claimed
+again; an item that was started ``max_attempts`` times without ending cleanly (a crash, an OOM kill, a
+time limit, a dead worker) fails with a reason instead of being tried forever.
 """
 
 from __future__ import annotations
@@ -9,9 +15,9 @@ from __future__ import annotations
 import sqlite3
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from enum import StrEnum
-from typing import TypedDict, cast
+from typing import NamedTuple, TypedDict, cast
 
 from shared.catalog.core import marks, transaction
 
@@ -59,6 +65,9 @@ class JobItemRow(TypedDict):
     reason: str | None
     media_id: int | None
     updated_at: float
+    attempts: int             # starts that did not end cleanly, the one running included (claim_item)
+    claimed_by: str | None    # the worker running it, or holding its retry; kept once it is finished
+    claimed_at: float | None
 
 
 class ItemRow(JobItemRow):
@@ -209,6 +218,103 @@ def claim_media(conn: sqlite3.Connection, item_id: int, media_id: int) -> bool:
         conn.execute("UPDATE job_items SET status=?, media_id=?, updated_at=? WHERE id=?",
                      (ItemStatus.RUNNING, media_id, time.time(), item_id))
     return True
+
+
+# -- claims: who runs an item, and how many times it was started ---------------------------------------
+class Claim(StrEnum):
+    CLAIMED = "claimed"    # the caller runs the item now; this attempt is counted
+    BUSY = "busy"          # a live worker (or the caller itself) runs it: not started a second time
+    FINISHED = "finished"  # already in a terminal state
+    GAVE_UP = "gave up"    # started max_attempts times without ending cleanly: failed now, with the reason
+    MISSING = "missing"    # no such item (its job was deleted)
+
+
+class ClaimResult(NamedTuple):
+    claim: Claim
+    item: ItemRow | None  # the item after the claim (None when missing)
+
+
+WORKER_GONE = "its worker stopped while processing it: crashed, killed or out of memory"
+
+
+def gave_up_reason(attempts: int, last: str) -> str:
+    return f"gave up: processing crashed or timed out {attempts} times (last: {last})"
+
+
+def claim_item(conn: sqlite3.Connection, item_id: int, worker: str, max_attempts: int,
+               alive: Callable[[str], bool]) -> ClaimResult:
+    """Take an item for ``worker`` (the one way an item starts running).
+
+    A terminal item is FINISHED; an item running under a live worker (``worker`` itself, or one for which
+    ``alive(holder)`` is true) is BUSY; neither changes. Anything else (queued, or running under a worker
+    that is gone) becomes running, held by ``worker``, with ``attempts`` + 1, in one transaction; unless
+    it was started ``max_attempts`` times already: then it fails with "gave up: ..." (GAVE_UP).
+    ``alive`` (a look-up in Redis) is asked outside the write lock; the claim is written only if the item
+    did not change meanwhile, else it is decided again.
+    """
+    while True:
+        item = get_item(conn, item_id)
+        if item is None:
+            return ClaimResult(Claim.MISSING, None)
+        if item["status"] in TERMINAL_ITEM_STATES:
+            return ClaimResult(Claim.FINISHED, item)
+        holder, running = item["claimed_by"], item["status"] == ItemStatus.RUNNING
+        if running and holder is not None and (holder == worker or alive(holder)):
+            return ClaimResult(Claim.BUSY, item)
+        now = time.time()
+        with transaction(conn):
+            if conn.execute("SELECT 1 FROM job_items WHERE id=? AND status=? AND claimed_by IS ? AND attempts=?",
+                            (item_id, item["status"], holder, item["attempts"])).fetchone() is None:
+                continue  # another worker claimed or finished it meanwhile: decide again
+            if item["attempts"] >= max_attempts:
+                last = WORKER_GONE if running else (item["reason"] or WORKER_GONE)
+                conn.execute("UPDATE job_items SET status=?, reason=?, updated_at=? WHERE id=?",
+                             (ItemStatus.FAILED, gave_up_reason(item["attempts"], last), now, item_id))
+                claim = Claim.GAVE_UP
+            else:
+                conn.execute("UPDATE job_items SET status=?, claimed_by=?, claimed_at=?, attempts=attempts+1, "
+                             "updated_at=? WHERE id=?", (ItemStatus.RUNNING, worker, now, now, item_id))
+                claim = Claim.CLAIMED
+        return ClaimResult(claim, get_item(conn, item_id))
+
+
+def release_item(conn: sqlite3.Connection, item_id: int, worker: str, reason: str, counted: bool = False) -> bool:
+    """Put an item ``worker`` runs back to queued, held by nobody until its retry's task reaches a worker.
+    A clean stop (a transient fault outside the file) gives its attempt back; a counted one (the file's
+    decoder died) keeps it. False when ``worker`` no longer holds the item (another worker took it over)."""
+    now = time.time()
+    return conn.execute(
+        "UPDATE job_items SET status=?, reason=?, attempts=MAX(attempts-?, 0), claimed_by=NULL, claimed_at=?, "
+        "updated_at=? WHERE id=? AND status=? AND claimed_by=?",
+        (ItemStatus.QUEUED, reason, 0 if counted else 1, now, now, item_id, ItemStatus.RUNNING, worker)).rowcount == 1
+
+
+def hold_item(conn: sqlite3.Connection, item_id: int, worker: str) -> bool:
+    """Record that ``worker`` holds the task of a queued item (received, and waiting for a free thread or
+    for its retry countdown), so that the reaper re-queues it if that worker dies before starting it."""
+    now = time.time()
+    return conn.execute("UPDATE job_items SET claimed_by=?, claimed_at=? WHERE id=? AND status=?",
+                        (worker, now, item_id, ItemStatus.QUEUED)).rowcount == 1
+
+
+def waiting_items(conn: sqlite3.Connection, before: float) -> list[int]:
+    """Items that wait for a task held by no worker (in the broker's queue, or lost), queued or last
+    released before ``before``, of jobs that can run (not failed, not cancelled)."""
+    return [row[0] for row in conn.execute(
+        "SELECT job_items.id FROM job_items JOIN jobs ON jobs.id = job_items.job_id WHERE job_items.status=? "
+        "AND job_items.claimed_by IS NULL AND job_items.updated_at < ? AND jobs.error IS NULL AND jobs.cancelled=0 "
+        "ORDER BY job_items.id", (ItemStatus.QUEUED, before))]
+
+
+def held_items(conn: sqlite3.Connection) -> dict[str, list[int]]:
+    """Unfinished items by the worker holding them: ``{worker: [item ids]}`` (the reaper's look-up)."""
+    held: dict[str, list[int]] = {}
+    for status in LIVE_ITEM_STATES:
+        for worker, item_id in conn.execute(
+                "SELECT claimed_by, id FROM job_items WHERE status=? AND claimed_by IS NOT NULL",
+                (status,)):
+            held.setdefault(worker, []).append(item_id)
+    return {worker: sorted(items) for worker, items in held.items()}
 
 
 def upload_aliases(conn: sqlite3.Connection) -> list[UploadAliasRow]:

@@ -141,11 +141,26 @@ CREATE INDEX IF NOT EXISTS job_items_media ON job_items(media_id);
 CREATE INDEX IF NOT EXISTS media_near_duplicate ON media(near_duplicate_of);
 """
 
+_V5 = """
+-- Poison files and recovery (see jobs.claim_item): how many times an item was started without ending
+-- cleanly (its decoder crashed, was killed or timed out, or its worker died), and which worker holds it.
+ALTER TABLE job_items ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE job_items ADD COLUMN claimed_by TEXT;   -- the worker running it (or holding its retry)
+ALTER TABLE job_items ADD COLUMN claimed_at REAL;
+-- Items a release before this step left running were started once, by a worker that has no heartbeat:
+-- the reaper re-queues them at once instead of after the task visibility timeout.
+UPDATE job_items SET attempts = 1, claimed_by = 'before-schema-5', claimed_at = updated_at
+    WHERE status = 'running';
+-- The reaper's look-up: live items held by some worker.
+CREATE INDEX IF NOT EXISTS job_items_claims ON job_items(status, claimed_by);
+"""
+
 STEPS: tuple[Step, ...] = (
     sql_step(1, "jobs, job items, media, frames", _V1),
     sql_step(2, "video_vectors: one pooled vector per video", _V2),
     sql_step(3, "clusters, cluster_members, collections, collection_members, library_state", _V3),
     sql_step(4, "indexes on job_items(media_id) and media(near_duplicate_of)", _V4),
+    sql_step(5, "job_items.attempts, claimed_by, claimed_at (per-item claims), backfilled", _V5),
 )
 SCHEMA_VERSION = STEPS[-1].version
 

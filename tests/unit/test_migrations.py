@@ -117,11 +117,21 @@ def test_a_version_3_catalog_with_rows_everywhere_is_upgraded_without_loss(v3_pa
     before, old_schema = read_raw(v3_path)
     assert all(before[table] for table in before), "the fixture must have rows in every table"
     conn = catalog.connect(v3_path)
-    assert catalog.user_version(conn) == catalog.SCHEMA_VERSION == 4
-    assert snapshot(conn) == before  # every table, every row, every value
+    assert catalog.user_version(conn) == catalog.SCHEMA_VERSION == 5
+    after = snapshot(conn)
+    assert {table: rows for table, rows in after.items() if table != "job_items"} == {
+        table: rows for table, rows in before.items() if table != "job_items"}  # every row, every value
+    old_item_columns = "id, job_id, file, stored_path, status, reason, media_id, updated_at"
+    assert sorted((tuple(row) for row in conn.execute(f"SELECT {old_item_columns} FROM job_items")), key=repr) == \
+        before["job_items"]
+    # Step 5's claims: the item left running was started once, by a worker from before claims.
+    assert {row[0]: tuple(row[1:]) for row in conn.execute("SELECT id, attempts, claimed_by, claimed_at FROM job_items")} == {
+        1: (0, None, None), 2: (0, None, None), 3: (0, None, None), 4: (0, None, None),
+        5: (1, "before-schema-5", 1001.8), 6: (0, None, None)}
     upgraded = schema(conn)
-    assert {name: sql for name, sql in upgraded.items() if name in old_schema} == old_schema
-    assert set(upgraded) - set(old_schema) == {"job_items_media", "media_near_duplicate"}
+    assert {name: sql for name, sql in upgraded.items() if name in old_schema and name != "job_items"} == {
+        name: sql for name, sql in old_schema.items() if name != "job_items"}
+    assert set(upgraded) - set(old_schema) == {"job_items_media", "media_near_duplicate", "job_items_claims"}
     fresh = catalog.connect(tmp_path / "fresh.sqlite3")
     assert schema(fresh) == upgraded  # an upgraded catalog and a new one are the same catalog
     fresh.close()
@@ -186,7 +196,7 @@ def test_connecting_again_changes_nothing(v3_path):
 
 # -- the step runner ---------------------------------------------------------------------------------
 def add_titles(conn: sqlite3.Connection) -> None:
-    """A synthetic step 5: a NOT NULL column backfilled in Python, and one backfilled by SQL from another
+    """A synthetic step 6: a NOT NULL column backfilled in Python, and one backfilled by SQL from another
     table, as a real ALTER TABLE step would."""
     conn.execute("ALTER TABLE media ADD COLUMN title TEXT NOT NULL DEFAULT ''")
     for media_id, name in conn.execute("SELECT id, name FROM media").fetchall():
@@ -195,7 +205,7 @@ def add_titles(conn: sqlite3.Connection) -> None:
     conn.execute("UPDATE job_items SET source = jobs.source FROM jobs WHERE jobs.id = job_items.job_id")
 
 
-TITLES = Step(5, "media.title and job_items.source, backfilled", add_titles)
+TITLES = Step(6, "media.title and job_items.source, backfilled", add_titles)
 
 
 def test_a_step_can_alter_tables_and_backfill(v3_path, tmp_path):
@@ -203,13 +213,14 @@ def test_a_step_can_alter_tables_and_backfill(v3_path, tmp_path):
     shutil.copy(v3_path, copy)
     before, _ = read_raw(copy)
     conn = catalog.connect(copy, steps=[*catalog.STEPS, TITLES])
-    assert catalog.user_version(conn) == 5
+    assert catalog.user_version(conn) == 6
     assert dict(conn.execute("SELECT id, title FROM media")) == {1: "a", 2: "b", 3: "c"}
     assert dict(conn.execute("SELECT id, source FROM job_items")) == {
         1: "upload", 2: "upload", 3: "upload", 4: "upload", 5: "folder", 6: "folder"}
     old_columns = {table: [row["name"] for row in conn.execute(f"PRAGMA table_info({table})")] for table in before}
     old_columns["media"].remove("title")
-    old_columns["job_items"].remove("source")
+    for added in ("source", "attempts", "claimed_by", "claimed_at"):  # this step's, and step 5's
+        old_columns["job_items"].remove(added)
     assert {table: sorted((tuple(row) for row in conn.execute(f"SELECT {', '.join(columns)} FROM {table}")),
                           key=repr) for table, columns in old_columns.items()} == before
     assert catalog.get_media(conn, 1)["title"] == "a"  # typed rows carry a later column along
@@ -217,7 +228,7 @@ def test_a_step_can_alter_tables_and_backfill(v3_path, tmp_path):
 
     # An older release opening the newer catalog leaves it as it is.
     conn = catalog.connect(copy)
-    assert catalog.user_version(conn) == 5 and catalog.get_media(conn, 2)["name"] == "trip/b.mp4"
+    assert catalog.user_version(conn) == 6 and catalog.get_media(conn, 2)["name"] == "trip/b.mp4"
     conn.close()
     original = sqlite3.connect(v3_path)
     assert catalog.user_version(original) == 3  # the copy was migrated, not the original
@@ -230,11 +241,11 @@ def test_a_failing_step_leaves_the_catalog_at_the_step_before_and_is_tried_again
         raise RuntimeError("killed halfway")
 
     with pytest.raises(RuntimeError, match="killed halfway"):
-        catalog.connect(v3_path, steps=[*catalog.STEPS, Step(5, "fails", half_done)])
+        catalog.connect(v3_path, steps=[*catalog.STEPS, Step(6, "fails", half_done)])
     conn = catalog.connect(v3_path)
-    assert catalog.user_version(conn) == 4  # steps 4 committed; 5 rolled back whole
+    assert catalog.user_version(conn) == 5  # steps up to 5 committed; 6 rolled back whole
     assert "title" not in [row["name"] for row in conn.execute("PRAGMA table_info(media)")]
-    assert catalog.migrate(conn, [*catalog.STEPS, TITLES]) == 5
+    assert catalog.migrate(conn, [*catalog.STEPS, TITLES]) == 6
     assert conn.execute("SELECT title FROM media WHERE id=2").fetchone()[0] == "b"
     conn.close()
 
@@ -243,10 +254,10 @@ def test_connections_migrating_at_once_run_each_step_once(tmp_path):
     path = tmp_path / "catalog.sqlite3"
 
     def count_runs(conn: sqlite3.Connection) -> None:
-        conn.execute("INSERT INTO library_state(key, value) VALUES ('step 5 ran', 1) "
+        conn.execute("INSERT INTO library_state(key, value) VALUES ('step 6 ran', 1) "
                      "ON CONFLICT(key) DO UPDATE SET value = value + 1")
 
-    steps = [*catalog.STEPS, Step(5, "counts its runs", count_runs)]
+    steps = [*catalog.STEPS, Step(6, "counts its runs", count_runs)]
     start, errors = threading.Barrier(4), []
 
     def connect() -> None:
@@ -263,7 +274,7 @@ def test_connections_migrating_at_once_run_each_step_once(tmp_path):
         thread.join()
     assert errors == []
     conn = catalog.connect(path, steps=steps)
-    assert catalog.user_version(conn) == 5 and catalog.get_state(conn, "step 5 ran") == 1
+    assert catalog.user_version(conn) == 6 and catalog.get_state(conn, "step 6 ran") == 1
     conn.close()
 
 
