@@ -21,6 +21,7 @@ import argparse
 import os
 import platform
 import queue
+import secrets
 import socket
 import subprocess
 import sys
@@ -40,12 +41,15 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
 from services.embedder.model import ClipEmbedder
-from shared.schemas import EmbedderMetrics
+from shared.internal_auth import INTERNAL_SECRET_HEADER
+from shared.metrics import Samples
 from shared.settings import INT8_MIN_COSINE
 from tools.stack import find_redis_server
 
 PHOTOS = REPO_ROOT.parent / "shared" / "data" / "photos" / "imagenet-sample"
 RESULTS = REPO_ROOT / "bench" / "results" / "embedder.md"
+INTERNAL_SECRET = secrets.token_urlsafe(16)  # the embedder started here answers only this secret
+INTERNAL_HEADERS = {INTERNAL_SECRET_HEADER: INTERNAL_SECRET}
 QUERIES = [f"a photo of a {thing} {place}" for thing in ("dog", "cat", "red car", "bird", "boat", "child",
                                                           "mountain", "pizza", "guitar", "bicycle")
            for place in ("in the snow", "at the beach", "in a city street", "on a table", "at night",
@@ -102,7 +106,8 @@ class Service:
                "MEDIASEARCH_CLIP_MODEL": model, "MEDIASEARCH_CLIP_RANDOM_WEIGHTS": "1",
                "MEDIASEARCH_EMBEDDER_PORT": str(port), "MEDIASEARCH_TORCH_THREADS": str(threads),
                "MEDIASEARCH_EMBED_MAX_BATCH": str(max_batch),
-               "MEDIASEARCH_REDIS_URL": f"redis://127.0.0.1:{self.redis_port}/0"}
+               "MEDIASEARCH_REDIS_URL": f"redis://127.0.0.1:{self.redis_port}/0",
+               "MEDIASEARCH_INTERNAL_SECRET": INTERNAL_SECRET}
         self.log = open(log_path, "wb")  # noqa: SIM115 (open while the process runs; stop() closes it)
         self.process = subprocess.Popen([sys.executable, "-m", "services.embedder"], env=env, cwd=REPO_ROOT,
                                         stdout=self.log, stderr=subprocess.STDOUT)
@@ -119,8 +124,9 @@ class Service:
                 raise RuntimeError(f"the embedder did not become healthy; see {log_path}")
             time.sleep(0.2)
 
-    def metrics(self) -> EmbedderMetrics:
-        return EmbedderMetrics.model_validate(httpx.get(f"{self.url}/metrics", timeout=10).json())
+    def metrics(self) -> Samples:
+        """The service's /metrics (Prometheus text)."""
+        return Samples(httpx.get(f"{self.url}/metrics", headers=INTERNAL_HEADERS, timeout=10).text)
 
     def cpu_seconds(self) -> float:
         fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -144,7 +150,7 @@ def service_images_per_second(url: str, paths: list[str], clients: int, request_
     failures: list[str] = []
 
     def client() -> None:
-        with httpx.Client(base_url=url, timeout=600) as http:
+        with httpx.Client(base_url=url, headers=INTERNAL_HEADERS, timeout=600) as http:
             while True:
                 try:
                     chunk = requests.get_nowait()
@@ -168,7 +174,7 @@ def service_images_per_second(url: str, paths: list[str], clients: int, request_
 
 
 def text_latencies_ms(url: str, texts: list[str]) -> np.ndarray:
-    with httpx.Client(base_url=url, timeout=60) as http:
+    with httpx.Client(base_url=url, headers=INTERNAL_HEADERS, timeout=60) as http:
         timings = []
         for text in texts:
             started = time.perf_counter()
@@ -251,10 +257,16 @@ def main() -> None:
         int8_speedup = max(int8_runs) / max(fp32_runs)
         print(f"int8 batch {best_batch}: {max(int8_runs):.1f} images/s, fp32 {max(fp32_runs):.1f}", flush=True)
 
-    batches_run = after.batches_run - before.batches_run
-    images_run = after.images_embedded - before.images_embedded
-    largest_batch = max((size for size, count in after.batch_size_histogram.items()
-                         if count > before.batch_size_histogram.get(size, 0)), default=0)
+    # The image forward passes of the rounds, from the batch-size histogram: count, sum, and the smallest
+    # bucket bound holding them all (the largest pass, to the bucket).
+    def passes(suffix: str, **labels: str) -> float:
+        name = f"mediasearch_embedder_batch_size_{suffix}"
+        return after.value(name, kind="image", **labels) - before.value(name, kind="image", **labels)
+
+    batches_run, images_run = int(passes("count")), int(passes("sum"))
+    bounds = sorted({s.labels["le"] for s in after.samples if s.name == "mediasearch_embedder_batch_size_bucket"},
+                    key=float)
+    largest_batch = next((f"≤ {float(le):g}" for le in bounds if passes("bucket", le=le) >= batches_run), "?")
     int8_ok = min(image_agreement.min(), text_agreement.min()) >= INT8_MIN_COSINE
     rows = [
         *[(f"raw model, batch {b}", f"{r:.1f} images/s") for b, (r, _) in sweep.items()],

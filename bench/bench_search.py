@@ -29,6 +29,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from shared import catalog
+from shared.internal_auth import INTERNAL_SECRET_HEADER, internal_secret
 from shared.vectors import VectorStore
 from tests.conftest import stack_env
 from tests.samples import PHOTOS
@@ -123,7 +124,8 @@ def main() -> None:
         try:
             stack.start(timeout=600)
             url = f"http://127.0.0.1:{stack.settings.gateway_port}"
-            health = httpx.get(f"{stack.settings.embedder_url}/health", timeout=30).json()
+            internal = {INTERNAL_SECRET_HEADER: internal_secret(stack.settings)}
+            health = httpx.get(f"{stack.settings.embedder_url}/health", headers=internal, timeout=30).json()
             # The embedder is the single writer of the vectors store: stop it while the library is seeded.
             stack.kill("embedder")
             photo = sorted(PHOTOS.glob("*.JPEG"))[0]
@@ -136,7 +138,8 @@ def main() -> None:
             stack.start_service(stack.service("embedder"))
             stack.wait_healthy(stack.service("embedder"), timeout=600)
             began = time.perf_counter()
-            while httpx.get(f"{stack.settings.index_urls[0]}/health", timeout=30).json()["nodes"] < args.frames:
+            while httpx.get(f"{stack.settings.index_urls[0]}/health", headers=internal,
+                            timeout=30).json()["nodes"] < args.frames:
                 time.sleep(1)  # a benchmark waiting for the index build, not a test
             print(f"index caught up in {time.perf_counter() - began:.1f}s", flush=True)
 

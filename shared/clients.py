@@ -5,6 +5,11 @@ Both forms raise the same error: ``UpstreamError``, with the HTTP status when th
 (4xx: the caller's fault; 5xx: the service's) and ``status`` None when it could not be reached or
 timed out. No httpx error leaves this module.
 
+Every request carries the internal secret (``shared/internal_auth.py``), which the embedder and the index
+require: the ``secret`` a client is given, else this process's own (its MEDIASEARCH_INTERNAL_SECRET or the
+data volume's key file); and the request id and job id bound where it is made (``X-Request-ID``,
+``X-Job-ID``; shared/logs.py), so the service's log lines carry them too.
+
 The index is sharded: ``IndexShards`` / ``AsyncIndexShards`` ask every shard and return a ``FanOut``
 (each shard's answer or failure), so each caller decides what a partial answer means.
 """
@@ -19,6 +24,8 @@ from typing import Any, Generic, TypeVar
 import httpx
 import numpy as np
 
+from shared import logs
+from shared.internal_auth import INTERNAL_SECRET_HEADER, process_secret
 from shared.schemas import (
     EmbedderHealth,
     EmbedImagesRequest,
@@ -92,6 +99,18 @@ def _timeout(seconds: float | None) -> Any:
     return httpx.USE_CLIENT_DEFAULT if seconds is None else seconds
 
 
+class _Credentials:
+    """The header that proves a request comes from one of the product's own processes, with the ids of the
+    request and the job it is made for."""
+
+    def __init__(self, secret: str | None):
+        self.secret = secret
+
+    def headers(self) -> dict[str, str]:
+        secret = self.secret if self.secret is not None else process_secret.get()
+        return {INTERNAL_SECRET_HEADER: secret, **logs.outgoing_headers()} if secret else logs.outgoing_headers()
+
+
 # -- requests and answers of each service (shared by both forms) ---------------------------------------
 def _search_body(vector: np.ndarray, k: int, ef: int | None, allow_rows: list[int] | None) -> dict:
     vector = np.asarray(vector, dtype=np.float32)
@@ -114,12 +133,14 @@ def _query_vector(reply: httpx.Response) -> np.ndarray:
 class EmbedderClient:
     service = "embedder"
 
-    def __init__(self, base_url: str, timeout: float = 120):
+    def __init__(self, base_url: str, timeout: float = 120, secret: str | None = None):
         self.base_url = base_url.rstrip("/")
         self.http = httpx.Client(timeout=timeout)
+        self.credentials = _Credentials(secret)
 
     def _post(self, path: str, **kwargs) -> httpx.Response:
-        return _send(self.http, self.service, "POST", f"{self.base_url}{path}", **kwargs)
+        return _send(self.http, self.service, "POST", f"{self.base_url}{path}", headers=self.credentials.headers(),
+                     **kwargs)
 
     def embed_texts(self, texts: list[str]) -> np.ndarray:
         return _text_vectors(self._post("/embed/text", json={"texts": texts}))
@@ -136,6 +157,11 @@ class EmbedderClient:
         body = EmbedVideoRequest(media_id=media_id, rows=rows).model_dump()
         return EmbedVideoResponse.model_validate(self._post("/embed/video", json=body).json()).row
 
+    def metrics(self, timeout: float | None = 10) -> str:
+        """The embedder's Prometheus text."""
+        return _send(self.http, self.service, "GET", f"{self.base_url}/metrics", headers=self.credentials.headers(),
+                     timeout=_timeout(timeout)).text
+
     def close(self) -> None:
         self.http.close()
 
@@ -143,12 +169,14 @@ class EmbedderClient:
 class AsyncEmbedderClient:
     service = "embedder"
 
-    def __init__(self, base_url: str, timeout: float = 60):
+    def __init__(self, base_url: str, timeout: float = 60, secret: str | None = None):
         self.base_url = base_url.rstrip("/")
         self.http = httpx.AsyncClient(timeout=timeout)
+        self.credentials = _Credentials(secret)
 
     async def _call(self, method: str, path: str, **kwargs) -> httpx.Response:
-        return await _asend(self.http, self.service, method, f"{self.base_url}{path}", **kwargs)
+        return await _asend(self.http, self.service, method, f"{self.base_url}{path}",
+                            headers=self.credentials.headers(), **kwargs)
 
     async def embed_text(self, text: str) -> np.ndarray:
         return _text_vectors(await self._call("POST", "/embed/text", json={"texts": [text]}))[0]
@@ -160,6 +188,10 @@ class AsyncEmbedderClient:
         reply = await self._call("GET", "/health", timeout=_timeout(timeout))
         return EmbedderHealth.model_validate(reply.json())
 
+    async def metrics(self, timeout: float | None = 3) -> str:
+        """The embedder's Prometheus text."""
+        return (await self._call("GET", "/metrics", timeout=_timeout(timeout))).text
+
     async def aclose(self) -> None:
         await self.http.aclose()
 
@@ -168,14 +200,17 @@ class AsyncEmbedderClient:
 class IndexClient:
     """One shard. ``http``: a client to share (its owner closes it); by default the shard gets its own."""
 
-    def __init__(self, base_url: str, timeout: float = 30, http: httpx.Client | None = None):
+    def __init__(self, base_url: str, timeout: float = 30, http: httpx.Client | None = None,
+                 secret: str | None = None):
         self.base_url = base_url.rstrip("/")
         self.service = f"index {self.base_url}"
         self._owned = http is None
         self.http = httpx.Client(timeout=timeout) if http is None else http
+        self.credentials = _Credentials(secret)
 
     def _call(self, method: str, path: str, **kwargs) -> httpx.Response:
-        return _send(self.http, self.service, method, f"{self.base_url}{path}", **kwargs)
+        return _send(self.http, self.service, method, f"{self.base_url}{path}", headers=self.credentials.headers(),
+                     **kwargs)
 
     def search(self, vector: np.ndarray, k: int, ef: int | None = None,
                allow_rows: list[int] | None = None) -> IndexSearchResponse:
@@ -196,14 +231,17 @@ class IndexClient:
 class AsyncIndexClient:
     """One shard, from an event loop (``http`` as for IndexClient)."""
 
-    def __init__(self, base_url: str, timeout: float = 30, http: httpx.AsyncClient | None = None):
+    def __init__(self, base_url: str, timeout: float = 30, http: httpx.AsyncClient | None = None,
+                 secret: str | None = None):
         self.base_url = base_url.rstrip("/")
         self.service = f"index {self.base_url}"
         self._owned = http is None
         self.http = httpx.AsyncClient(timeout=timeout) if http is None else http
+        self.credentials = _Credentials(secret)
 
     async def _call(self, method: str, path: str, **kwargs) -> httpx.Response:
-        return await _asend(self.http, self.service, method, f"{self.base_url}{path}", **kwargs)
+        return await _asend(self.http, self.service, method, f"{self.base_url}{path}",
+                            headers=self.credentials.headers(), **kwargs)
 
     async def search(self, vector: np.ndarray, k: int, ef: int | None = None,
                      allow_rows: list[int] | None = None) -> IndexSearchResponse:
@@ -215,6 +253,10 @@ class AsyncIndexClient:
 
     async def health(self, timeout: float | None = None) -> IndexHealth:
         return IndexHealth.model_validate((await self._call("GET", "/health", timeout=_timeout(timeout))).json())
+
+    async def metrics(self, timeout: float | None = None) -> str:
+        """The shard's Prometheus text."""
+        return (await self._call("GET", "/metrics", timeout=_timeout(timeout))).text
 
     async def aclose(self) -> None:
         if self._owned:
@@ -272,10 +314,11 @@ class IndexShards:
     """Every index shard (each keeps the rows it owns), asked one after the other over one connection pool.
     ``http``: a client to share (its owner closes it)."""
 
-    def __init__(self, urls: list[str], timeout: float = 30, http: httpx.Client | None = None):
+    def __init__(self, urls: list[str], timeout: float = 30, http: httpx.Client | None = None,
+                 secret: str | None = None):
         self._owned = http is None
         self.http = httpx.Client(timeout=timeout) if http is None else http
-        self.shards = [IndexClient(url, http=self.http) for url in urls]
+        self.shards = [IndexClient(url, http=self.http, secret=secret) for url in urls]
 
     @property
     def urls(self) -> list[str]:
@@ -307,8 +350,8 @@ class AsyncIndexShards:
     """Every index shard, asked at once (the gateway's form of IndexShards); a connection pool per shard,
     so a busy shard does not hold up the others."""
 
-    def __init__(self, urls: list[str], timeout: float = 30):
-        self.shards = [AsyncIndexClient(url, timeout) for url in urls]
+    def __init__(self, urls: list[str], timeout: float = 30, secret: str | None = None):
+        self.shards = [AsyncIndexClient(url, timeout, secret=secret) for url in urls]
 
     @property
     def urls(self) -> list[str]:
@@ -323,6 +366,10 @@ class AsyncIndexShards:
 
     async def health(self, timeout: float | None = None) -> FanOut[IndexHealth]:
         return await _aeach(self.shards, lambda shard: shard.health(timeout))
+
+    async def metrics(self, timeout: float | None = None) -> FanOut[str]:
+        """Each shard's Prometheus text."""
+        return await _aeach(self.shards, lambda shard: shard.metrics(timeout))
 
     async def aclose(self) -> None:
         for shard in self.shards:

@@ -45,8 +45,17 @@ class UnsupportedType(DomainError):
     """The body is not of a type this route takes."""
 
 
+class InsufficientStorage(DomainError):
+    """The data volume has no room for this (it would leave less than the configured reserve, or is full)."""
+
+
 class Unavailable(DomainError):
     """A service this one needs (the queue, the embedder, every index shard) cannot answer now."""
+
+
+def too_large_message(what: str, limit: int, setting: str) -> str:
+    """``the upload is larger than the limit of 2147483648 bytes (MEDIASEARCH_MAX_UPLOAD_BYTES)``."""
+    return f"{what} is larger than the limit of {limit} bytes ({setting})"
 
 
 def missing_ids_message(noun: str, ids: list[int], limit: int = 20) -> str:

@@ -18,8 +18,11 @@ def make_celery(settings: Settings) -> Celery:
         worker_prefetch_multiplier=1,
         task_ignore_result=True,
         broker_connection_retry_on_startup=True,
-        # Redelivery of an unacked message after a worker dies. Kombu looks for such messages every
-        # unacked_restore_interval seconds (times the throttle, 10 by default: up to 100 s late).
+        # Redelivery of an unacked message after a worker dies: the backstop. The ingest workers' reaper
+        # (services/ingest_worker/liveness.py) sends the tasks of a dead worker's items again within
+        # seconds of a restart; a redelivery that comes later finds them claimed or done (claim_item).
+        # Kombu looks for such messages every unacked_restore_interval seconds (times the throttle, 10
+        # by default: up to 100 s late).
         broker_transport_options={
             "visibility_timeout": settings.task_visibility_timeout,
             "unacked_restore_interval": max(1, min(10, round(settings.task_visibility_timeout / 5))),

@@ -136,6 +136,15 @@ class ServiceState(BaseModel):
     detail: str = ""
 
 
+class DiskSpace(BaseModel):
+    free_bytes: int
+    total_bytes: int
+    reserve_bytes: int = Field(description="Uploads that would leave less free are refused (507)")
+    low: bool = Field(description="Free space is below twice the reserve")
+    full: bool = Field(description="Free space is below the reserve: uploads are refused")
+    warning: str | None = Field(None, description="What a low or full data volume means; null while there is room")
+
+
 class Health(BaseModel):
     status: Literal["ok", "degraded"]
     media: int
@@ -145,6 +154,8 @@ class Health(BaseModel):
     model_id: str | None
     real_weights: bool | None
     services: list[ServiceState]
+    disk: DiskSpace | None = Field(None, description="The data volume (null when it cannot be measured); "
+                                                     "below the reserve the status is degraded")
 
 
 class ErrorBody(BaseModel):
@@ -196,27 +207,6 @@ class EmbedVideoRequest(BaseModel):
 
 class EmbedVideoResponse(BaseModel):
     row: int = Field(description="Row of the pooled video vector (owner encode_video_owner(media_id))")
-
-
-class EmbedderMetrics(BaseModel):
-    ready: bool
-    model_id: str
-    device: str
-    batches_run: int
-    items_embedded: int
-    images_embedded: int
-    texts_embedded: int
-    batch_size_max: int
-    batch_size_histogram: dict[int, int] = Field(description="Forward passes by number of items in them")
-    inference_seconds: float
-    queue_depth: int
-    text_cache_hits: int
-    text_cache_misses: int
-    text_cache_entries: int
-    rows_appended: int = Field(description="Rows this process appended since it started")
-    committed_rows: int
-    stream_announcements: int
-    stream_errors: int
 
 
 # Redis stream on which the embedder announces committed rows: fields start (first new row) and end

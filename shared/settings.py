@@ -12,6 +12,7 @@ from contextvars import ContextVar
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import quote
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
@@ -69,6 +70,15 @@ class Settings(BaseSettings):
     redis_url: str | None = None  # unset: `make run` starts its own Redis on redis_port
     redis_port: int = 6379
     api_key: SecretStr | None = None
+
+    # Internal authentication. The embedder and the index answer only callers presenting the internal
+    # secret (header X-Internal-Secret; shared/internal_auth.py): this one when set, else the one in
+    # <data_dir>/secrets/internal.key, made (mode 0600) by the first process to need it. Redis's password:
+    # `make run` generates one (<data_dir>/secrets/redis.password) when it starts Redis itself; compose
+    # takes it from .env (docker/init-env.sh writes it). effective_redis_url carries it.
+    internal_secret: SecretStr | None = None
+    redis_password: SecretStr | None = None
+
     cors_origins: Annotated[list[str], NoDecode] = []
     # Requests per minute per client IP (a token bucket holding one minute's worth); 0 turns it off.
     # Kept in the gateway's memory: right for one gateway process; behind a reverse proxy every
@@ -104,12 +114,54 @@ class Settings(BaseSettings):
     ingest_max_retries: int = Field(10, ge=0)
     ingest_retry_base_s: float = Field(2.0, ge=0)
     ingest_retry_max_s: float = Field(120.0, ge=0)
-    # A task taken by a worker that dies unacknowledged goes back to the queue after this long. It must
-    # exceed the longest file (a long video) and the longest retry countdown, or a task runs twice.
+    # A task taken by a worker that dies unacknowledged goes back to the queue after this long: the
+    # backstop behind the heartbeat reaper (a file is claimed in the catalog, so it never runs twice at once).
     task_visibility_timeout: float = Field(600.0, gt=0)
+
+    # Request and disk limits. Request bodies are counted as they stream in (services/gateway/body_limits.py):
+    # POST /uploads up to max_upload_bytes, POST /search/image up to max_query_image_bytes (plus its form's
+    # framing), every other body (JSON) up to max_json_bytes; beyond them 413. Uploads that would leave less
+    # than disk_reserve_bytes free on the data volume are refused with 507; /health warns below twice that.
+    max_json_bytes: int = Field(1024**2, ge=1024)
+    max_query_image_bytes: int = Field(50 * 1024**2, ge=1024)
+    disk_reserve_bytes: int = Field(1024**3, ge=0)
+
+    # Poison files and recovery
+    # A file whose processing dies this many times (its decoder crashes, is killed, e.g. by the OOM killer,
+    # or runs past its time limit; or its whole worker dies) fails with a reason instead of coming back.
+    ingest_max_attempts: int = Field(3, ge=1)
+    # Each file is decoded in a child process of its own, killed at a hard time limit of: base + per MB of
+    # the file + per second of video (as its container declares it), at most max.
+    ingest_time_limit_base_s: float = Field(60.0, gt=0)
+    ingest_time_limit_per_mb_s: float = Field(2.0, ge=0)
+    ingest_time_limit_per_video_s: float = Field(1.0, ge=0)
+    ingest_time_limit_max_s: float = Field(4 * 3600.0, gt=0)
+    # Every ingest worker refreshes a heartbeat key in Redis every worker_heartbeat_s; the key expires after
+    # worker_heartbeat_ttl_s (at least twice the interval is used). A reaper in each worker (at its start,
+    # then every reaper_interval_s, one worker at a time) sends again the tasks of the items held by
+    # workers without a heartbeat.
+    worker_heartbeat_s: float = Field(5.0, gt=0)
+    worker_heartbeat_ttl_s: float = Field(20.0, gt=0)
+    reaper_interval_s: float = Field(15.0, gt=0)
+    # Modules adding decoders for more file types, comma separated; each defines DECODERS, a list of
+    # services.ingest_worker.plugins.DecoderPlugin.
+    decoder_plugins: str = ""
 
     # Search
     search_max_k: int = 1000
+
+    # Observability (shared/logs.py, shared/metrics.py). Logs: one line per event on stderr, "text" or
+    # "json" (one JSON object a line: time, level, service, logger, message, request_id and job_id when
+    # known). Metrics: Prometheus text at each service's /metrics; the gateway's (API key) covers them all.
+    log_format: Literal["text", "json"] = "text"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("log_format", "log_level", mode="before")
+    @classmethod
+    def _any_case(cls, value: object, info) -> object:  # LOG_FORMAT=JSON, LOG_LEVEL=debug
+        if not isinstance(value, str):
+            return value
+        return value.strip().lower() if info.field_name == "log_format" else value.strip().upper()
 
     # Library organisation. Thresholds are cosine similarities between the model's vectors (tuned for
     # CLIP ViT-B/32; a different model may want others).
@@ -179,7 +231,14 @@ class Settings(BaseSettings):
 
     @property
     def effective_redis_url(self) -> str:
-        return self.redis_url or f"redis://127.0.0.1:{self.redis_port}/0"
+        """redis_url (or Redis on this machine's redis_port) with redis_password in it, unless the URL
+        names its own credentials."""
+        url = self.redis_url or f"redis://127.0.0.1:{self.redis_port}/0"
+        password = self.redis_password.get_secret_value() if self.redis_password else ""
+        scheme, _, rest = url.partition("://")
+        if not password or scheme not in ("redis", "rediss") or "@" in rest.split("/", 1)[0]:
+            return url
+        return f"{scheme}://:{quote(password, safe='')}@{rest}"
 
 
 _ENVIRON: ContextVar[Mapping[str, str] | None] = ContextVar("mediasearch_settings_environ", default=None)

@@ -8,6 +8,7 @@ The tests come in tiers, one folder each, marked by that folder's name: ``unit``
 
 from __future__ import annotations
 
+import secrets
 import socket
 import subprocess
 import time
@@ -19,6 +20,7 @@ import httpx
 import pytest
 import redis
 
+from shared.internal_auth import INTERNAL_SECRET_HEADER, internal_secret
 from tests.samples import PHOTOS, SHARED_DATA, VIDEOS  # noqa: F401 (PHOTOS and VIDEOS: imported from here too)
 from tests.tiny_clip import make_tiny_clip_dir
 from tools.stack import Stack, find_redis_server
@@ -26,6 +28,10 @@ from tools.stack import Stack, find_redis_server
 TESTS = Path(__file__).resolve().parent
 TEST_OUTPUT = TESTS.parent / "test-output"
 TIERS = ("unit", "service", "stack", "browser")
+# The internal secret of the stacks started here, set as an operator would (MEDIASEARCH_INTERNAL_SECRET),
+# and in this process too, so that clients a test makes (an EmbedderClient, an IngestContext) present it
+# as the product's own processes do. Tests of the key file on the data volume set the variable empty.
+TEST_INTERNAL_SECRET = secrets.token_urlsafe(16)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -37,6 +43,13 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         if tier not in TIERS:
             raise pytest.UsageError(f"{item.nodeid}: tests live in a tier folder, one of {', '.join(TIERS)}")
         item.add_marker(tier)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def internal_secret_of_this_process() -> Iterator[str]:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MEDIASEARCH_INTERNAL_SECRET", TEST_INTERNAL_SECRET)
+        yield TEST_INTERNAL_SECRET
 
 
 def free_port() -> int:
@@ -57,6 +70,14 @@ def wait_for(condition: Callable[[], object], timeout: float = 60, interval: flo
         time.sleep(interval)
 
 
+def redis_answers(url: str) -> bool:
+    """The Redis at ``url`` (with the password in it, if any) answers a ping."""
+    try:
+        return redis.Redis.from_url(url).ping()
+    except redis.ConnectionError:  # AuthenticationError too
+        return False
+
+
 @pytest.fixture(scope="module")
 def redis_url(tmp_path_factory) -> str:
     """A private redis-server on a free port, for tests of one service on its own."""
@@ -65,14 +86,7 @@ def redis_url(tmp_path_factory) -> str:
                                "--appendonly", "no", "--dir", str(tmp_path_factory.mktemp("redis"))],
                               stdout=subprocess.DEVNULL)
     url = f"redis://127.0.0.1:{port}/0"
-
-    def answers():
-        try:
-            return redis.Redis.from_url(url).ping()
-        except redis.ConnectionError:
-            return False
-
-    wait_for(answers, 30, message="redis-server to start")
+    wait_for(lambda: redis_answers(url), 30, message="redis-server to start")
     yield url
     server.terminate()
     server.wait(timeout=30)
@@ -97,6 +111,7 @@ def stack_env(data_dir: Path, model_dir: Path, **extra: str) -> dict[str, str]:
         "MEDIASEARCH_REDIS_PORT": str(redis_port),
         "MEDIASEARCH_TORCH_THREADS": "1",
         "MEDIASEARCH_INGEST_ROOTS": str(SHARED_DATA),
+        "MEDIASEARCH_INTERNAL_SECRET": TEST_INTERNAL_SECRET,
     }
     env.pop("MEDIASEARCH_REDIS_URL", None)
     env.update(extra)
@@ -108,6 +123,9 @@ class RunningStack:
         self.stack = stack
         s = stack.settings
         self.settings = s
+        self.secret = internal_secret(s)
+        # for tests that call the embedder or the index directly
+        self.internal_headers = {INTERNAL_SECRET_HEADER: self.secret}
         self.url = f"http://127.0.0.1:{s.gateway_port}"
         self.client = httpx.Client(base_url=self.url, timeout=60)
 

@@ -3,6 +3,10 @@
 The model is loaded once at start-up and kept warm. Image decoding and preprocessing run in a thread
 pool, the model runs in the batcher's own thread, vector-store commits in worker threads: the event
 loop only moves bytes and futures.
+
+``GET /metrics`` (internal secret) is Prometheus text: the size and time of every forward pass by kind
+(``mediasearch_embedder_batch_size``, ``mediasearch_embedder_inference_seconds``), the batcher's queue, the
+text cache, rows appended and announced, and the request latencies of every route (shared/metrics.py).
 """
 
 from __future__ import annotations
@@ -19,18 +23,26 @@ from typing import Annotated
 
 import numpy as np
 import redis.asyncio as aioredis
-from fastapi import Depends, FastAPI, File, HTTPException, Request, UploadFile
+from fastapi import Depends, FastAPI, File, HTTPException, Request, Response, UploadFile
 from fastapi.responses import JSONResponse
 from PIL import Image
+from prometheus_client import Counter, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from services.embedder.batching import DynamicBatcher
 from services.embedder.model import BadImage, ClipEmbedder, ModelUnavailable
 from services.embedder.pooling import attention_pool
+from shared import metrics
+from shared.internal_auth import (
+    INTERNAL_SECRET_HEADER,
+    RequireInternalSecret,
+    internal_secret,
+    secret_matches,
+)
 from shared.media_store import MediaStore, UnsafeNameError
 from shared.schemas import (
     VECTORS_STREAM,
     EmbedderHealth,
-    EmbedderMetrics,
     EmbedImagesRequest,
     EmbedImagesResponse,
     EmbedTextRequest,
@@ -47,6 +59,8 @@ log = logging.getLogger("mediasearch.embedder")
 STREAM_MAX_ENTRIES = 100_000  # readers also poll the store header, so old announcements may go
 _MAX_REASONS = 20
 _DECODED_PER_BATCH = 4  # decoded images allowed to wait, in batches: enough to keep inference fed
+BATCH_SIZE_BUCKETS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024)
+INFERENCE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 
 class TextCache:
@@ -92,10 +106,24 @@ class EmbedderService:
                                               thread_name_prefix="embedder-decode")
         self.redis = aioredis.Redis.from_url(settings.effective_redis_url, socket_connect_timeout=2,
                                              socket_timeout=5)
-        self.rows_appended = 0
-        self.stream_announcements = 0
-        self.stream_errors = 0
         self._redis_was_down = False
+        # This instance's metrics (GET /metrics); the rest is read when scraped (EmbedderCollector).
+        self.registry = metrics.new_registry()
+        self.batch_size = Histogram("mediasearch_embedder_batch_size", "Items in one forward pass of the model",
+                                    ["kind"], buckets=BATCH_SIZE_BUCKETS, registry=self.registry)
+        self.inference_seconds = Histogram("mediasearch_embedder_inference_seconds",
+                                           "Seconds of one forward pass of the model", ["kind"],
+                                           buckets=INFERENCE_BUCKETS, registry=self.registry)
+        for kind in ("image", "text"):  # both series from the start, zero until used
+            self.batch_size.labels(kind)
+            self.inference_seconds.labels(kind)
+        self.rows_appended = Counter("mediasearch_embedder_rows_appended",
+                                     "Rows this process appended to the vectors store", registry=self.registry)
+        self.stream_announcements = Counter("mediasearch_embedder_stream_announcements",
+                                            "Commits announced on the Redis stream", registry=self.registry)
+        self.stream_errors = Counter("mediasearch_embedder_stream_errors",
+                                     "Commits that could not be announced (Redis down)", registry=self.registry)
+        self.registry.register(EmbedderCollector(self))
 
     # -- life cycle --------------------------------------------------------------------------------
     def load(self) -> None:
@@ -112,7 +140,8 @@ class EmbedderService:
             log.error("%s", self.unavailable)
             return
         self.model = model
-        self.batcher = DynamicBatcher(model, s.embed_max_batch, s.embed_max_wait_ms / 1000)
+        self.batcher = DynamicBatcher(model, s.embed_max_batch, s.embed_max_wait_ms / 1000,
+                                      observe=self.observe_forward)
         self.unavailable = ""
         log.info("embedder ready: model %s, %d-d, %s, %d committed rows in %s", model.model_id, model.dim,
                  model.device_name, self.store.committed(), s.vectors_dir)
@@ -124,6 +153,11 @@ class EmbedderService:
             self.store.close()
         self.decode_pool.shutdown(wait=False, cancel_futures=True)
         await self.redis.aclose()
+
+    def observe_forward(self, kind: str, items: int, seconds: float) -> None:
+        """The batcher's report of one forward pass (in its inference thread)."""
+        self.batch_size.labels(kind).observe(items)
+        self.inference_seconds.labels(kind).observe(seconds)
 
     def require_ready(self) -> EmbedderService:
         if self.unavailable:
@@ -199,7 +233,7 @@ class EmbedderService:
 
     async def commit(self, vectors: np.ndarray, owners: list[int]) -> range:
         rows = await asyncio.to_thread(self.store.append, vectors, owners)
-        self.rows_appended += len(rows)
+        self.rows_appended.inc(len(rows))
         await self.announce(rows)
         return rows
 
@@ -209,7 +243,7 @@ class EmbedderService:
             await self.redis.xadd(VECTORS_STREAM, {"start": rows.start, "end": rows.stop},
                                   maxlen=STREAM_MAX_ENTRIES, approximate=True)
         except (aioredis.RedisError, OSError) as exc:
-            self.stream_errors += 1
+            self.stream_errors.inc()
             if not self._redis_was_down:
                 log.warning("cannot announce rows %d..%d on Redis stream %s (%s); committed anyway, "
                             "readers will find them by polling the store", rows.start, rows.stop - 1,
@@ -219,7 +253,7 @@ class EmbedderService:
         if self._redis_was_down:
             log.info("Redis reachable again; announcing on %s", VECTORS_STREAM)
             self._redis_was_down = False
-        self.stream_announcements += 1
+        self.stream_announcements.inc()
 
     # -- reports -----------------------------------------------------------------------------------
     def model_id(self) -> str:
@@ -232,21 +266,33 @@ class EmbedderService:
             device=self.model.device_name if self.model else self.settings.device,
             committed_rows=self.store.committed() if self.store else 0, detail=self.unavailable)
 
-    def metrics(self) -> EmbedderMetrics:
-        stats = self.batcher.stats if self.batcher else None
-        sizes = dict(stats.batch_sizes) if stats else {}
-        images, texts = (stats.images_embedded, stats.texts_embedded) if stats else (0, 0)
-        return EmbedderMetrics(
-            ready=not self.unavailable, model_id=self.model_id(),
-            device=self.model.device_name if self.model else self.settings.device,
-            batches_run=stats.batches_run if stats else 0, items_embedded=images + texts,
-            images_embedded=images, texts_embedded=texts, batch_size_max=max(sizes, default=0),
-            batch_size_histogram=sizes, inference_seconds=stats.inference_seconds if stats else 0.0,
-            queue_depth=self.batcher.queue_depth() if self.batcher else 0,
-            text_cache_hits=self.text_cache.hits, text_cache_misses=self.text_cache.misses,
-            text_cache_entries=len(self.text_cache.entries), rows_appended=self.rows_appended,
-            committed_rows=self.store.committed() if self.store else 0,
-            stream_announcements=self.stream_announcements, stream_errors=self.stream_errors)
+
+class EmbedderCollector:
+    """What the embedder's /metrics reads at scrape time: readiness, model, queue, text cache, store."""
+
+    def __init__(self, service: EmbedderService):
+        self.service = service
+
+    def collect(self):
+        service = self.service
+        yield GaugeMetricFamily("mediasearch_embedder_ready", "1 when the model is loaded and serving",
+                                value=0 if service.unavailable else 1)
+        model = GaugeMetricFamily("mediasearch_embedder_model_info", "The model served (always 1)",
+                                  labels=["model_id", "device"])
+        model.add_metric([service.model_id(), service.model.device_name if service.model else
+                          service.settings.device], 1)
+        yield model
+        yield GaugeMetricFamily("mediasearch_embedder_queue_depth", "Items waiting for a forward pass",
+                                value=service.batcher.queue_depth() if service.batcher else 0)
+        cache = service.text_cache
+        yield CounterMetricFamily("mediasearch_embedder_text_cache_hits", "Texts answered from the cache",
+                                  value=cache.hits)
+        yield CounterMetricFamily("mediasearch_embedder_text_cache_misses", "Texts the model had to embed",
+                                  value=cache.misses)
+        yield GaugeMetricFamily("mediasearch_embedder_text_cache_entries", "Texts in the cache",
+                                value=len(cache.entries))
+        yield GaugeMetricFamily("mediasearch_embedder_committed_rows", "Rows committed in the vectors store",
+                                value=service.store.committed() if service.store else 0)
 
 
 def ready_service(request: Request) -> EmbedderService:
@@ -257,7 +303,9 @@ Ready = Annotated[EmbedderService, Depends(ready_service)]
 
 
 def create_app(settings: Settings) -> FastAPI:
+    """The embedder; every route but an anonymous GET /health needs the internal secret."""
     service = EmbedderService(settings)
+    secret = internal_secret(settings)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
@@ -267,20 +315,28 @@ def create_app(settings: Settings) -> FastAPI:
 
     app = FastAPI(title="mediasearch embedder", lifespan=lifespan)
     app.state.service = service
+    app.add_middleware(RequireInternalSecret, secret=secret)
+    metrics.instrument(app, service.registry)  # outside the secret check: refusals are counted and logged
 
     @app.exception_handler(BadImage)
     @app.exception_handler(UnsafeNameError)
     async def bad_input(_request: Request, exc: Exception) -> JSONResponse:
         return JSONResponse(status_code=422, content={"detail": str(exc)})
 
-    @app.get("/health", response_model=EmbedderHealth)
-    def health() -> JSONResponse:
+    @app.get("/health", response_model=None, responses={200: {"model": EmbedderHealth}})
+    def health(request: Request) -> JSONResponse:
+        """200 when ready, else 503. Anonymous callers (healthchecks) learn only that: ``{"ready": ...}``;
+        with the internal secret, the whole report (model, device, committed rows, the reason when not)."""
         report = service.health()
-        return JSONResponse(status_code=200 if report.ready else 503, content=report.model_dump())
+        status = 200 if report.ready else 503
+        if not secret_matches(request.headers.get(INTERNAL_SECRET_HEADER), secret):
+            return JSONResponse(status_code=status, content={"ready": report.ready})
+        return JSONResponse(status_code=status, content=report.model_dump())
 
-    @app.get("/metrics", response_model=EmbedderMetrics)
-    def metrics() -> EmbedderMetrics:
-        return service.metrics()
+    @app.get("/metrics", response_class=Response, responses={200: {"content": {metrics.CONTENT_TYPE: {}}}})
+    def prometheus_metrics() -> Response:
+        """Prometheus text (the gateway's /metrics includes it, labelled service="embedder")."""
+        return Response(metrics.exposition(service.registry), media_type=metrics.CONTENT_TYPE)
 
     @app.post("/embed/text", response_model=EmbedTextResponse)
     async def embed_text(body: EmbedTextRequest, svc: Ready) -> EmbedTextResponse:
@@ -313,8 +369,4 @@ def create_app(settings: Settings) -> FastAPI:
         return EmbedVideoResponse(row=row)
 
     return app
-
-
-def configure_logging() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 

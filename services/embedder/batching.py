@@ -4,6 +4,7 @@ Requests put single items (a preprocessed image or a text) on a queue and wait o
 dedicated inference thread takes the first waiting item, keeps collecting until it has ``max_batch``
 items or ``max_wait_s`` has passed (whatever is already queued is always taken, up to ``max_batch``),
 then runs one forward pass per kind and resolves the futures. The event loop never runs the model.
+Each forward pass is reported to ``observe(kind, items, seconds)`` (the embedder's metrics).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import logging
 import queue
 import threading
 import time
-from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Literal
@@ -33,21 +34,15 @@ class _Item:
     future: Future = field(default_factory=Future)
 
 
-@dataclass
-class BatchStats:
-    batches_run: int = 0
-    images_embedded: int = 0
-    texts_embedded: int = 0
-    batch_sizes: Counter = field(default_factory=Counter)
-    inference_seconds: float = 0.0
+Observer = Callable[[Kind, int, float], None]  # kind, items in the forward pass, its seconds
 
 
 class DynamicBatcher:
-    def __init__(self, model: ClipEmbedder, max_batch: int, max_wait_s: float):
+    def __init__(self, model: ClipEmbedder, max_batch: int, max_wait_s: float, observe: Observer | None = None):
         self.model = model
         self.max_batch = max_batch
         self.max_wait_s = max_wait_s
-        self.stats = BatchStats()
+        self.observe = observe
         self._queue: queue.Queue[_Item | None] = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="embedder-inference", daemon=True)
         self._thread.start()
@@ -86,28 +81,25 @@ class DynamicBatcher:
             if first is None:
                 return
             batch, stopping = self._collect(first)
-            started = time.perf_counter()
             # Texts first: they are interactive queries, cheap next to a batch of images.
             for kind in ("text", "image"):
                 items = [item for item in batch if item.kind == kind]
                 if items:
                     self._forward(kind, items)
-            self.stats.inference_seconds += time.perf_counter() - started
-            self.stats.batches_run += 1
-            self.stats.batch_sizes[len(batch)] += 1
 
     def _forward(self, kind: Kind, items: list[_Item]) -> None:
+        started = time.perf_counter()
         try:
             if kind == "text":
                 vectors = self.model.embed_texts([item.payload for item in items])
-                self.stats.texts_embedded += len(items)
             else:
                 vectors = self.model.embed_pixels(np.stack([item.payload for item in items]))
-                self.stats.images_embedded += len(items)
         except Exception as exc:  # a failed forward fails its requests, never the inference thread
             log.exception("forward pass of %d %s items failed", len(items), kind)
             for item in items:
                 item.future.set_exception(exc)
             return
+        if self.observe is not None:
+            self.observe(kind, len(items), time.perf_counter() - started)
         for item, vector in zip(items, vectors):
             item.future.set_result(vector)

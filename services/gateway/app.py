@@ -13,10 +13,24 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 from services.gateway import ratelimit, security
+from services.gateway.body_limits import BodyLimits
 from services.gateway.errors import add_error_handlers
-from services.gateway.routers import clusters, collections, duplicates, health, jobs, media, search, uploads
+from services.gateway.metrics import gateway_registry
+from services.gateway.routers import (
+    clusters,
+    collections,
+    duplicates,
+    health,
+    jobs,
+    media,
+    metrics,
+    search,
+    uploads,
+)
 from services.gateway.state import Gateway
 from services.gateway.timing import ServerTimingMiddleware
+from shared import logs
+from shared.metrics import instrument
 from shared.schemas import ErrorBody
 from shared.settings import Settings
 
@@ -47,11 +61,13 @@ def create_app(settings: Settings) -> FastAPI:
     app = FastAPI(title="mediasearch", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None,
                   responses={400: {"model": ErrorBody, "description": "The request cannot be used (see detail)"},
                              404: {"model": ErrorBody, "description": "Something the request names does not exist"},
+                             413: {"model": ErrorBody, "description": "The body is over its route's limit"},
                              422: {"model": ErrorBody, "description": "The request is malformed (see detail)"}},
                   description="Semantic search over your photos and videos. With MEDIASEARCH_API_KEY set, "
                               "send the key in the X-API-Key header (or get a session cookie from "
                               "POST /session for GET requests made by `<img>`, `<video>` and `EventSource`).")
     app.state.gateway = gateway
+    app.state.metrics_registry = gateway_registry(gateway)  # this app's own (GET /metrics)
     add_error_handlers(app)
     add_offline_docs(app)
 
@@ -64,16 +80,22 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(uploads.router, dependencies=[Depends(upload_limit), *protected], responses=limited)
     app.include_router(jobs.router, dependencies=protected, responses=security.RESPONSES)
     app.include_router(search.router, dependencies=[Depends(search_limit), *protected], responses=limited)
-    for router in (media.router, duplicates.router, clusters.router, collections.router):
+    for router in (media.router, duplicates.router, clusters.router, collections.router, metrics.router):
         app.include_router(router, dependencies=protected, responses=security.RESPONSES)
 
+    # Added first, so it is the innermost middleware: still ahead of the API-key check and of any body
+    # parsing (both happen in the routes), and its 413s get the CORS and security headers of the others.
+    app.add_middleware(BodyLimits, settings=settings)
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins,
                            allow_methods=["GET", "POST", "PATCH", "DELETE"],
-                           allow_headers=[security.API_KEY_HEADER, "Content-Type", "Range"],
-                           expose_headers=["Content-Range", "Accept-Ranges", "Content-Length", "ETag"])
+                           allow_headers=[security.API_KEY_HEADER, "Content-Type", "Range", logs.REQUEST_ID_HEADER],
+                           expose_headers=["Content-Range", "Accept-Ranges", "Content-Length", "ETag",
+                                           logs.REQUEST_ID_HEADER])
     app.add_middleware(security.SecurityHeaders)
     app.add_middleware(ServerTimingMiddleware)
+    # Outermost: every response gets X-Request-ID and is timed and logged under its route's template.
+    instrument(app, app.state.metrics_registry)
 
     # Last, so every API route wins over a file of the same name.
     if settings.frontend_dir.is_dir():

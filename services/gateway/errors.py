@@ -4,12 +4,14 @@ Domain code (the gateway's modules, ``shared``) raises ``shared.errors`` classes
 ``STATUS`` says which status each class answers with. Besides those: request validation (422), an
 internal service that failed (``UpstreamError``: 400 when it blamed our input, else 503), an id beyond
 SQLite's integers (422), Starlette's own HTTP errors (unknown route, wrong method, and the 401/429 of
-the API-key and rate-limit dependencies) and, last, anything unexpected (500, logged, no traceback sent).
+the API-key and rate-limit dependencies), a write that found the disk full anywhere (507, like
+``InsufficientStorage``) and, last, anything unexpected (500, logged, no traceback sent).
 """
 
 from __future__ import annotations
 
 import logging
+import sqlite3
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -17,11 +19,13 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from shared.clients import UpstreamError
+from shared.durable import DISK_FULL, is_disk_full
 from shared.errors import (
     BadInput,
     Conflict,
     DomainError,
     Forbidden,
+    InsufficientStorage,
     InvalidParameter,
     NotFound,
     TooLarge,
@@ -40,6 +44,7 @@ STATUS: dict[type[DomainError], int] = {
     UnsupportedType: 415,
     InvalidParameter: 422,
     Unavailable: 503,
+    InsufficientStorage: 507,
 }
 DEFAULT_STATUS = 400  # a DomainError of no class above: the request cannot be served as it is
 
@@ -83,6 +88,16 @@ def add_error_handlers(app: FastAPI) -> None:
         if "too large to convert to SQLite" in str(exc):
             return JSONResponse({"detail": "a number in the request is out of range (ids are below 2**63)"},
                                 status_code=422)
+        return await unexpected_error(request, exc)
+
+    @app.exception_handler(OSError)
+    @app.exception_handler(sqlite3.Error)
+    async def disk_full(request: Request, exc: Exception) -> JSONResponse:
+        # Library code that writes (the catalog, the media store) and met a full data volume.
+        if is_disk_full(exc):
+            log.warning("%s on %s %s: %s", DISK_FULL, request.method, request.url.path, exc)
+            return JSONResponse({"detail": f"{DISK_FULL}: the data volume has no room left for this change; "
+                                           "free some space and try again"}, status_code=507)
         return await unexpected_error(request, exc)
 
     @app.exception_handler(Exception)

@@ -18,14 +18,21 @@ import numpy as np
 from services.gateway.state import Gateway
 from services.gateway.timing import timed
 from shared import catalog
-from shared.errors import BadInput, Conflict, InvalidParameter, NotFound, TooLarge, Unavailable
+from shared.errors import (
+    BadInput,
+    Conflict,
+    InvalidParameter,
+    NotFound,
+    TooLarge,
+    Unavailable,
+    too_large_message,
+)
 from shared.schemas import Moment, SearchResponse, SearchResult, frame_url, media_url, thumb_url
 from shared.vectors import OnZero, ZeroVector, unit
 
 MAX_INDEX_K = 10_000  # IndexSearchRequest's limit
 MAX_EF = 10_000
 MAX_QUERY_CHARS = 1000
-MAX_QUERY_IMAGE_BYTES = 50 * 1024**2
 ZERO_QUERY = "the query gives a zero vector; nothing to compare with"
 
 
@@ -84,10 +91,12 @@ def query_text(q: str) -> str:
     return text
 
 
-def check_query_image_size(size: int | None) -> None:
-    """Refuse a query image over the limit before it is read (``size`` None: not known yet)."""
-    if size is not None and size > MAX_QUERY_IMAGE_BYTES:
-        raise TooLarge(f"the query image is larger than {MAX_QUERY_IMAGE_BYTES} bytes")
+def check_query_image_size(gateway: Gateway, size: int | None) -> None:
+    """Refuse a query image over MEDIASEARCH_MAX_QUERY_IMAGE_BYTES (``size`` None: not known yet). The
+    request body was already bounded as it streamed in (body_limits.py); this is the image part's own size."""
+    if size is not None and size > gateway.settings.max_query_image_bytes:
+        raise TooLarge(too_large_message("the query image", gateway.settings.max_query_image_bytes,
+                                         "MEDIASEARCH_MAX_QUERY_IMAGE_BYTES"))
 
 
 def direction(vector: np.ndarray) -> np.ndarray:
@@ -212,7 +221,7 @@ async def search_text(gateway: Gateway, text: str, options: SearchOptions) -> Se
 async def search_image(gateway: Gateway, data: bytes, name: str, text: str | None,
                        options: SearchOptions) -> SearchResponse:
     """By an example image; with ``text``, by the image and the words together."""
-    check_query_image_size(len(data))
+    check_query_image_size(gateway, len(data))
     if not data:
         raise BadInput("the query image is empty (0 bytes)")
     with timed("embed"):

@@ -11,6 +11,7 @@ import redis
 from services.gateway.tasks import TaskQueue
 from shared import catalog
 from shared.clients import AsyncEmbedderClient, AsyncIndexShards
+from shared.internal_auth import internal_secret
 from shared.media_store import MediaStore
 from shared.settings import Settings
 from shared.vectors import LazyReader, VectorStore
@@ -20,8 +21,9 @@ class Gateway:
     def __init__(self, settings: Settings):
         self.settings = settings
         self.store = MediaStore(settings.data_path)
-        self.embedder = AsyncEmbedderClient(settings.embedder_url)
-        self.shards = AsyncIndexShards(settings.index_urls)
+        secret = internal_secret(settings)  # the embedder and the index answer only callers presenting it
+        self.embedder = AsyncEmbedderClient(settings.embedder_url, secret=secret)
+        self.shards = AsyncIndexShards(settings.index_urls, secret=secret)
         self.queue = TaskQueue(settings)
         # For health probes; a pool, so one client serves every request thread.
         self.redis = redis.Redis.from_url(settings.effective_redis_url, socket_timeout=3, socket_connect_timeout=3)

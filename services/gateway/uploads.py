@@ -4,15 +4,19 @@ An upload is parsed as it arrives and each file part is written straight to
 ``uploads/<job_id>/<n>``: nothing is held in memory and the client's file name is only recorded,
 never used to build a path. A file whose name cannot be recorded safely (``..``, NUL, too long)
 does not fail the upload: it becomes a failed item with the reason, and the other files go on.
-Limits (files per upload, bytes per file, bytes per upload) fail the whole request (TooLarge),
-and whatever was written for it is removed.
+Limits (files per upload, bytes per file, bytes per upload, form fields, headers per part) fail the
+whole request (TooLarge), and whatever was written for it is removed. So does a data volume without
+room for it (InsufficientStorage): an upload that would leave less than MEDIASEARCH_DISK_RESERVE_BYTES
+free is refused before a byte is written, and one that fills the disk while it is written is removed.
 """
 
 from __future__ import annotations
 
 import codecs
+import contextlib
 import os
 import shutil
+import sqlite3
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,18 +24,31 @@ from typing import BinaryIO
 
 import anyio
 from python_multipart import MultipartParser
-from python_multipart.exceptions import FormParserError
+from python_multipart.exceptions import FormParserError, MultipartParseError
 from python_multipart.multipart import parse_options_header
 
 from services.gateway.state import Gateway
 from shared import catalog
-from shared.errors import BadInput, Forbidden, NotFound, TooLarge, Unavailable, UnsupportedType
+from shared.durable import DISK_FULL, ensure_room, is_disk_full
+from shared.errors import (
+    BadInput,
+    Forbidden,
+    InsufficientStorage,
+    NotFound,
+    TooLarge,
+    Unavailable,
+    UnsupportedType,
+    too_large_message,
+)
 from shared.media_store import UnsafeNameError, clean_relative_name
 from shared.settings import Settings
 
 FILES_FIELD = "files"
 FOLDER_FIELD = "folder"
 MAX_TEXT_FIELD_BYTES = 4096
+MAX_TEXT_FIELDS = 16  # form fields besides the files (the form has one: folder)
+MAX_PART_HEADERS = 8  # header lines per part
+MAX_PART_HEADER_BYTES = 4096 + 128  # one header line: a file name of MAX_NAME_BYTES, escaped, fits
 MAX_SHOWN_NAME = 300
 
 
@@ -71,6 +88,7 @@ class UploadReceiver:
         self.charset = charset
         self.files: list[ReceivedFile] = []
         self.fields: dict[str, str] = {}
+        self.text_fields = 0
         self.total_bytes = 0
         self._part = _Part()
         self._header_name = bytearray()
@@ -84,7 +102,7 @@ class UploadReceiver:
             "on_headers_finished": self._on_headers_finished,
             "on_part_data": self._on_part_data,
             "on_part_end": self._on_part_end,
-        })
+        }, max_header_count=MAX_PART_HEADERS, max_header_size=MAX_PART_HEADER_BYTES)
 
     # -- parser callbacks (event loop; no I/O) ------------------------------------------------------
     def _decode(self, raw: bytes) -> str:
@@ -108,6 +126,9 @@ class UploadReceiver:
             raise BadInput("a multipart part has no field name (Content-Disposition name=...)")
         part.field_name = self._decode(options[b"name"])
         if b"filename" not in options:
+            self.text_fields += 1
+            if self.text_fields > MAX_TEXT_FIELDS:
+                raise TooLarge(f"too many form fields: at most {MAX_TEXT_FIELDS} besides the files")
             return
         if part.field_name != FILES_FIELD:
             raise BadInput(f"unexpected file field {part.field_name[:100]!r}: send files as {FILES_FIELD!r}")
@@ -129,7 +150,7 @@ class UploadReceiver:
         size = end - start
         self.total_bytes += size
         if self.total_bytes > self.settings.max_upload_bytes:
-            raise TooLarge(f"upload is larger than the limit of {self.settings.max_upload_bytes} bytes")
+            raise TooLarge(upload_too_large(self.settings))
         received = self._part.file
         if received is None:
             if len(self._part.text) + size > MAX_TEXT_FIELD_BYTES:
@@ -156,6 +177,8 @@ class UploadReceiver:
 
     # -- disk (worker thread) ------------------------------------------------------------------------
     def _open(self, received: ReceivedFile) -> None:
+        # Another upload may have filled the volume since this one was let in: keep the reserve.
+        ensure_room(self.data_dir / self.job_dir, 0, self.settings.disk_reserve_bytes, "the upload")
         path = self.data_dir / received.stored_path
         path.parent.mkdir(parents=True, exist_ok=True)
         received.handle = open(path, "wb")  # noqa: SIM115 (stays open across chunks; closed in _close)
@@ -167,14 +190,24 @@ class UploadReceiver:
 
     def flush(self) -> None:
         pending, self._pending = self._pending, []
-        for action in pending:
-            action()
+        try:
+            for action in pending:
+                action()
+        except OSError as exc:
+            if is_disk_full(exc):
+                raise InsufficientStorage(f"{DISK_FULL}: the data volume filled up while the upload was "
+                                          "stored; nothing of it was kept: free some space and send it again"
+                                          ) from exc
+            raise
 
     def close_all(self) -> None:
+        """Close what a failed upload left open (its files are removed next: a full disk's failing close
+        says nothing new)."""
         for received in self.files:
             if received.handle is not None:
-                received.handle.close()
-                received.handle = None
+                handle, received.handle = received.handle, None
+                with contextlib.suppress(OSError):
+                    handle.close()
 
     async def receive(self, chunks: AsyncIterator[bytes]) -> None:
         try:
@@ -183,6 +216,11 @@ class UploadReceiver:
                 if self._pending:
                     await anyio.to_thread.run_sync(self.flush)
             self._parser.finalize()
+        except MultipartParseError as exc:
+            if str(exc).startswith("Maximum header"):  # the parser's own count and size limits per part
+                raise TooLarge(f"a multipart part has too many or too long headers: at most {MAX_PART_HEADERS} "
+                               f"of {MAX_PART_HEADER_BYTES} bytes each") from exc
+            raise BadInput(f"malformed multipart body: {exc}") from exc
         except FormParserError as exc:
             raise BadInput(f"malformed multipart body: {exc}") from exc
         finally:
@@ -218,9 +256,12 @@ async def receive_upload(gateway: Gateway, content_type: str, content_length: st
                          chunks: AsyncIterator[bytes]) -> str:
     """Stream a multipart upload to disk, then create its job and enqueue its files; returns the job id."""
     settings = gateway.settings
-    if content_length and content_length.isdigit() and int(content_length) > settings.max_upload_bytes:
-        raise TooLarge(f"upload is larger than the limit of {settings.max_upload_bytes} bytes")
+    declared = int(content_length) if content_length and content_length.isdigit() else None
+    if declared is not None and declared > settings.max_upload_bytes:
+        raise TooLarge(upload_too_large(settings))
     boundary, charset = multipart_boundary(content_type)
+    await anyio.to_thread.run_sync(ensure_room, settings.uploads_dir, declared or 0, settings.disk_reserve_bytes,
+                                   "the upload")
     job_id = catalog.new_job_id()
     job_dir = gateway.upload_dir(job_id)
     receiver = UploadReceiver(settings, settings.data_path, job_dir.relative_to(settings.data_path).as_posix(),
@@ -231,14 +272,28 @@ async def receive_upload(gateway: Gateway, content_type: str, content_length: st
             raise BadInput(f"the upload holds no files (send each file as a {FILES_FIELD!r} part)")
         folder = upload_folder_name(receiver.fields, receiver.files)
     except BaseException:
-        await anyio.to_thread.run_sync(lambda: shutil.rmtree(job_dir, ignore_errors=True))
+        await remove_upload(job_dir)
         raise
     files = [(f.shown_name, f.stored_path, f.refused) for f in receiver.files]
     try:
         return await anyio.to_thread.run_sync(lambda: create_and_enqueue(gateway, "upload", folder, files, job_id))
     except Unavailable:  # the queue is down: the job is marked failed, its files are of no use
-        await anyio.to_thread.run_sync(lambda: shutil.rmtree(job_dir, ignore_errors=True))
+        await remove_upload(job_dir)
         raise
+    except (OSError, sqlite3.Error) as exc:  # the catalog could not record the job: its files are of no use
+        if not is_disk_full(exc):
+            raise
+        await remove_upload(job_dir)
+        raise InsufficientStorage(f"{DISK_FULL}: the catalog could not record the upload; nothing of it was "
+                                  "kept: free some space and send it again") from exc
+
+
+async def remove_upload(job_dir: Path) -> None:
+    await anyio.to_thread.run_sync(lambda: shutil.rmtree(job_dir, ignore_errors=True))
+
+
+def upload_too_large(settings: Settings) -> str:
+    return too_large_message("the upload", settings.max_upload_bytes, "MEDIASEARCH_MAX_UPLOAD_BYTES")
 
 
 def create_and_enqueue(gateway: Gateway, source: str, folder: str, files: list[tuple[str, str, str | None]],
@@ -317,4 +372,14 @@ def ingest_folder(gateway: Gateway, requested: str) -> str:
         raise TooLarge(f"{requested!r} holds {len(files)} files, more than the limit of "
                        f"{settings.max_upload_files} for one job (MEDIASEARCH_MAX_UPLOAD_FILES); "
                        "ingest its subfolders one by one")
+    # Its files are copied into the media store: they must fit there as an upload must.
+    ensure_room(settings.media_dir, sum(_size(path) for _, path, refused in files if refused is None),
+                settings.disk_reserve_bytes, f"the files of {requested!r}")
     return create_and_enqueue(gateway, "folder", str(folder), files)
+
+
+def _size(path: str) -> int:
+    try:
+        return os.stat(path).st_size
+    except OSError:  # gone since it was listed: its item will say so
+        return 0

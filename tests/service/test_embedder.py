@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import subprocess
 import sys
@@ -13,11 +14,15 @@ import httpx
 import numpy as np
 import pytest
 import redis
+from prometheus_client.parser import text_string_to_metric_families
 
 from services.embedder.model import ClipEmbedder
 from services.embedder.pooling import attention_pool
-from shared.clients import EmbedderClient
-from shared.schemas import VECTORS_STREAM, EmbedderMetrics
+from shared import logs
+from shared.clients import EmbedderClient, UpstreamError
+from shared.internal_auth import INTERNAL_SECRET_HEADER
+from shared.metrics import REQUEST_SECONDS, Samples
+from shared.schemas import VECTORS_STREAM
 from shared.settings import INT8_MIN_COSINE
 from shared.vectors import VectorStore, encode_video_owner
 from tests.conftest import PHOTOS, TEST_OUTPUT, free_port, wait_for
@@ -32,7 +37,9 @@ class EmbedderProcess:
         self.data_dir = data_dir
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.secret = secrets.token_urlsafe(16)
         env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "PYTHONUNBUFFERED": "1",
+               "MEDIASEARCH_INTERNAL_SECRET": self.secret,
                "MEDIASEARCH_DATA_DIR": str(data_dir), "MEDIASEARCH_CLIP_MODEL": str(model_dir),
                "MEDIASEARCH_EMBEDDER_PORT": str(self.port), "MEDIASEARCH_TORCH_THREADS": "1",
                **{f"MEDIASEARCH_{key.upper()}": value for key, value in settings.items()}}
@@ -41,8 +48,9 @@ class EmbedderProcess:
         with open(self.log_path, "wb") as log:  # the process keeps its own handle
             self.process = subprocess.Popen([sys.executable, "-m", "services.embedder"], env=env, cwd=REPO_ROOT,
                                             stdout=log, stderr=subprocess.STDOUT)
-        self.http = httpx.Client(base_url=self.url, timeout=60)
-        self.client = EmbedderClient(self.url)
+        # As the product's own services call it (with the internal secret); tests of strangers use httpx.
+        self.http = httpx.Client(base_url=self.url, timeout=60, headers={INTERNAL_SECRET_HEADER: self.secret})
+        self.client = EmbedderClient(self.url, secret=self.secret)
 
     def wait_answering(self) -> httpx.Response:
         def answer():
@@ -54,8 +62,9 @@ class EmbedderProcess:
 
         return wait_for(answer, 120, interval=0.1, message=f"embedder on {self.url} to answer")
 
-    def metrics(self) -> EmbedderMetrics:
-        return EmbedderMetrics.model_validate(self.http.get("/metrics").json())
+    def metrics(self) -> Samples:
+        """The embedder's /metrics (Prometheus text), to read values from."""
+        return Samples(self.client.metrics())
 
     def stop(self) -> None:
         """Stops the process; a second call does nothing."""
@@ -169,6 +178,24 @@ def test_health_reports_the_loaded_model(embedder, tiny_clip_dir):
     assert health["model_id"] == f"random-weights:{tiny_clip_dir.name}" and health["real_weights"] is False
 
 
+def test_strangers_get_401_everywhere_but_a_bare_health(embedder):
+    assert httpx.get(f"{embedder.url}/health").json() == {"ready": True}  # anonymous: up, nothing more
+    for secret in (None, "wrong", embedder.secret + "x"):
+        headers = {} if secret is None else {INTERNAL_SECRET_HEADER: secret}
+        for method, path, body in (("POST", "/embed/text", {"texts": ["x"]}), ("GET", "/metrics", None),
+                                   ("POST", "/embed/video", {"media_id": 1, "rows": [0]}), ("GET", "/docs", None),
+                                   ("GET", "/openapi.json", None)):
+            reply = httpx.request(method, f"{embedder.url}{path}", json=body, headers=headers)
+            assert reply.status_code == 401 and "X-Internal-Secret" in reply.json()["detail"], (path, secret)
+        if secret is not None:  # a wrong secret is refused even on /health: that caller is misconfigured
+            assert httpx.get(f"{embedder.url}/health", headers=headers).status_code == 401
+    refused = EmbedderClient(embedder.url, secret="wrong")
+    with pytest.raises(UpstreamError) as error:
+        refused.embed_texts(["x"])
+    refused.close()
+    assert error.value.status == 401 and error.value.caller_fault
+
+
 def test_text_vectors_are_unit_length_and_cached(embedder):
     before = embedder.metrics()
     texts = ["a dog in the snow", "a red car", "a dog in the snow"]
@@ -179,8 +206,10 @@ def test_text_vectors_are_unit_length_and_cached(embedder):
     again = embedder.client.embed_texts(["a red car"])
     np.testing.assert_array_equal(again[0], first[1])
     after = embedder.metrics()
-    assert after.text_cache_hits >= before.text_cache_hits + 1
-    assert after.texts_embedded == before.texts_embedded + 2  # each distinct text ran through the model once
+    hits = "mediasearch_embedder_text_cache_hits_total"
+    assert after.value(hits) >= before.value(hits) + 1
+    texts = "mediasearch_embedder_batch_size_sum"  # each distinct text ran through the model once
+    assert after.value(texts, kind="text") == before.value(texts, kind="text") + 2
 
 
 def test_images_are_stored_unit_length_and_announced_on_the_stream(embedder, redis_url):
@@ -203,14 +232,50 @@ def test_images_are_stored_unit_length_and_announced_on_the_stream(embedder, red
 def test_concurrent_requests_share_one_forward_pass(embedder):
     paths = put_frames(embedder.data_dir, PHOTO_NAMES[:6])
     before = embedder.metrics()
+    committed = int(before.value("mediasearch_embedder_committed_rows"))
     with ThreadPoolExecutor(len(paths)) as pool:
         replies = list(pool.map(lambda p: embedder.client.embed_frames([(7, p)]), paths))
-    assert sorted(row for reply in replies for row in reply) == list(range(before.committed_rows,
-                                                                           before.committed_rows + 6))
+    assert sorted(row for reply in replies for row in reply) == list(range(committed, committed + 6))
     after = embedder.metrics()
-    assert after.images_embedded - before.images_embedded == 6
-    assert after.batches_run - before.batches_run < 6
-    assert after.batch_size_max >= 2
+
+    def added(name: str, **labels: str) -> float:
+        return after.value(name, kind="image", **labels) - before.value(name, kind="image", **labels)
+
+    assert added("mediasearch_embedder_batch_size_sum") == 6  # images through the model
+    passes = added("mediasearch_embedder_batch_size_count")
+    assert 1 <= passes < 6
+    assert added("mediasearch_embedder_batch_size_bucket", le="1.0") < passes  # a pass of 2 or more
+    assert added("mediasearch_embedder_inference_seconds_count") == passes
+
+
+def test_metrics_are_prometheus_text_with_batch_and_inference_histograms(embedder):
+    embedder.client.embed_frames([(8, put_frames(embedder.data_dir, PHOTO_NAMES[:1])[0])])
+    reply = embedder.http.get("/metrics")
+    assert reply.status_code == 200 and reply.headers["content-type"].startswith("text/plain")
+    found = {family.name: family for family in text_string_to_metric_families(reply.text)}
+    for name in ("mediasearch_embedder_batch_size", "mediasearch_embedder_inference_seconds"):
+        assert found[name].type == "histogram"
+        counts = {s.labels["kind"]: s.value for s in found[name].samples if s.name == f"{name}_count"}
+        assert counts["image"] >= 1 and counts["text"] >= 0
+    samples = Samples(reply.text)
+    assert samples.mean("mediasearch_embedder_batch_size", kind="image") >= 1
+    assert samples.value("mediasearch_embedder_ready") == 1
+    assert samples.value(f"{REQUEST_SECONDS}_count", route="/embed/images", status="200") >= 1
+    assert samples.value("mediasearch_embedder_rows_appended_total") >= 1
+
+
+def test_log_lines_carry_the_request_and_job_ids_of_the_caller(embedder):
+    with logs.bind(request_id="trace-embed-1", job_id="job-embed-1"):
+        embedder.client.embed_texts(["a kite over the dunes"])
+    reply = embedder.http.post("/embed/text", json={"texts": ["x"]}, headers={"X-Request-ID": "trace-embed-2"})
+    assert reply.headers["x-request-id"] == "trace-embed-2"
+
+    def logged() -> bool:
+        log = embedder.log_path.read_text()
+        return ("[request_id=trace-embed-1 job_id=job-embed-1] POST /embed/text 200" in log
+                and "[request_id=trace-embed-2] POST /embed/text 200" in log)
+
+    wait_for(logged, 10, message=f"both lines in {embedder.log_path}")
 
 
 def test_video_vector_is_the_attention_pool_of_its_frames(embedder):
@@ -231,7 +296,7 @@ def test_bad_input_gets_a_4xx_and_stores_nothing(embedder):
     good = put_frames(embedder.data_dir, PHOTO_NAMES[:1])[0]
     corrupt = "media/frames/te/corrupt.jpg"
     (embedder.data_dir / corrupt).write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
-    committed = embedder.metrics().committed_rows
+    committed = embedder.metrics().value("mediasearch_embedder_committed_rows")
     for path in (corrupt, "../../../etc/passwd", "/etc/passwd", "media/frames/te/missing.jpg", "media"):
         reply = embedder.http.post("/embed/images", json={"items": [{"owner": 1, "path": good},
                                                                     {"owner": 2, "path": path}]})
@@ -243,7 +308,7 @@ def test_bad_input_gets_a_4xx_and_stores_nothing(embedder):
     reply = embedder.http.post("/embed/query-image", files={"file": ("q.jpg", b"GIF89a broken")})
     assert reply.status_code == 422 and "image" in reply.json()["detail"]
     assert embedder.http.post("/embed/query-image", files={"file": ("q.jpg", b"")}).status_code == 422
-    assert embedder.metrics().committed_rows == committed
+    assert embedder.metrics().value("mediasearch_embedder_committed_rows") == committed
 
 
 def test_restart_gives_the_same_vectors_and_commits_survive_redis_down(embedder, embedders):
@@ -254,13 +319,16 @@ def test_restart_gives_the_same_vectors_and_commits_survive_redis_down(embedder,
     rows = other.client.embed_frames([(1, put_frames(other.data_dir, PHOTO_NAMES[:1])[0])])
     assert rows == [0]
     metrics = other.metrics()
-    assert metrics.committed_rows == 1 and metrics.stream_errors == 1
+    assert metrics.value("mediasearch_embedder_committed_rows") == 1
+    assert metrics.value("mediasearch_embedder_stream_errors_total") == 1
 
 
 def test_missing_weights_gives_503_with_one_clear_line(embedders):
     service = embedders["missing-weights"]
     reply = service.wait_answering()
     assert reply.status_code == 503
+    anonymous = httpx.get(f"{service.url}/health")  # a healthcheck's view: not ready, and no reason
+    assert anonymous.status_code == 503 and anonymous.json() == {"ready": False}
     detail = reply.json()["detail"]
     assert "\n" not in detail and str(REAL_MODEL_DIR) in detail
     for hint in ("MEDIASEARCH_CLIP_MODEL", "MEDIASEARCH_CLIP_RANDOM_WEIGHTS=1", "model.safetensors"):

@@ -53,7 +53,8 @@ def fuzz_stack(tmp_path_factory, tiny_clip_dir):
 API_KEY = "fuzz-api-key-1d0e9"  # with a key set, requests without it must be refused: schemathesis tries that
 # The document the running gateway serves at /openapi.json, built from the same code without starting it.
 schema = schemathesis.openapi.from_dict(
-    create_app(Settings(data_dir=Path("unused"))).openapi(),
+    # (an app that is never started: its data dir and internal secret are never used)
+    create_app(Settings(data_dir=Path("unused"), internal_secret="unused")).openapi(),
     config=schemathesis.Config.from_dict({"seed": SEED, "auth": {"openapi": {"APIKeyHeader": {"api_key": API_KEY}}}}))
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_headers_conformance,
           response_schema_conformance, negative_data_rejection]

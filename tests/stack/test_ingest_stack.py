@@ -60,7 +60,8 @@ def folder_job(stack, path: Path) -> dict:
 
 
 def committed_rows(stack) -> int:
-    return httpx.get(f"{stack.settings.embedder_url}/health", timeout=10).json()["committed_rows"]
+    reply = httpx.get(f"{stack.settings.embedder_url}/health", headers=stack.internal_headers, timeout=10)
+    return reply.json()["committed_rows"]
 
 
 def table_sizes(conn: sqlite3.Connection) -> tuple[int, int, int]:

@@ -202,7 +202,7 @@ def test_duplicates_form_one_group_and_deleting_extras_leaves_one_searchable_cop
     assert not any(store.resolve(path).exists() for path in doomed_files)
     for vector in doomed_vectors:  # tombstoned in the index itself, not only hidden by the catalog
         answer = httpx.post(f"{stack.settings.index_urls[0]}/search",
-                            json={"vector": vector.tolist(), "k": 100}, timeout=30).json()
+                            json={"vector": vector.tolist(), "k": 100}, headers=stack.internal_headers, timeout=30).json()
         assert not set(answer["rows"]) & set(doomed_rows)
 
     bird_frame = catalog.frames_of_media(conn, holiday.bird)[0]["id"]

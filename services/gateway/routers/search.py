@@ -62,7 +62,7 @@ async def search_image(file: Annotated[UploadFile, File(description="The query i
                        ) -> SearchResponse:
     """Search by an example image; with `q`, by the image and the words together."""
     text = search.query_text(q) if q and q.strip() else None  # a form's empty text box means "no words"
-    search.check_query_image_size(file.size)
+    search.check_query_image_size(gateway, file.size)
     data = await file.read()
     return await search.search_image(gateway, data, file.filename or "query image", text, options)
 

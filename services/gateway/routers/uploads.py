@@ -7,6 +7,8 @@ from services.gateway.routers.deps import GatewayDep
 from shared.schemas import ErrorBody, FolderIngest, JobCreated
 
 router = APIRouter(tags=["uploads"])
+NO_ROOM = {"model": ErrorBody,
+           "description": "The data volume has no room for the files (MEDIASEARCH_DISK_RESERVE_BYTES)"}
 
 _MULTIPART_BODY = {
     "requestBody": {
@@ -26,12 +28,14 @@ _MULTIPART_BODY = {
 
 
 @router.post("/uploads", status_code=202, response_model=JobCreated, openapi_extra=_MULTIPART_BODY,
-             responses={413: {"model": ErrorBody}, 415: {"model": ErrorBody}, 503: {"model": ErrorBody}})
+             responses={413: {"model": ErrorBody}, 415: {"model": ErrorBody}, 503: {"model": ErrorBody},
+                        507: NO_ROOM})
 async def upload_files(request: Request, gateway: GatewayDep) -> JobCreated:
     """Upload a folder's files; streamed to disk, then queued one task per file.
 
     A file whose name is unusable (`..`, NUL, too long) becomes a failed item of the job with the
-    reason; the others are indexed. Limits on files, bytes per file and bytes per upload give 413.
+    reason; the others are indexed. Limits on files, bytes per file, bytes per upload and form fields
+    give 413; an upload that would leave less than MEDIASEARCH_DISK_RESERVE_BYTES free gives 507.
     """
     job_id = await uploads.receive_upload(gateway, request.headers.get("content-type", ""),
                                           request.headers.get("content-length"), request.stream())
@@ -39,7 +43,7 @@ async def upload_files(request: Request, gateway: GatewayDep) -> JobCreated:
 
 
 @router.post("/ingest", status_code=202, response_model=JobCreated,
-             responses={403: {"model": ErrorBody}, 404: {"model": ErrorBody}})
+             responses={403: {"model": ErrorBody}, 404: {"model": ErrorBody}, 507: NO_ROOM})
 def ingest_server_folder(body: FolderIngest, gateway: GatewayDep) -> JobCreated:
     """Index a folder on the server; only under MEDIASEARCH_INGEST_ROOTS (symlinks and `..` resolved first)."""
     return JobCreated(job_id=uploads.ingest_folder(gateway, body.path))
