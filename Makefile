@@ -44,7 +44,7 @@ test: $(INSTALLED)
 # stack and no browser. By folder, so the other tiers are not even imported; nor is schemathesis's plugin
 # (only tests/stack/test_fuzz.py uses it).
 test-fast: $(INSTALLED)
-	$(PY) -m pytest -q -p no:schemathesis tests/unit tests/service
+	$(PY) -m pytest -q -p no:schemathesis -n 2 tests/unit tests/service
 
 bench: bench-index bench-embedder bench-search
 
