@@ -20,6 +20,7 @@ from services.ingest_worker import isolation
 from services.ingest_worker.liveness import Heartbeat, Reaper
 from services.ingest_worker.pipeline import (
     AttemptDied,
+    DiskFull,
     IngestContext,
     TransientFault,
     give_up,
@@ -100,19 +101,25 @@ def _context() -> IngestContext:
     return context
 
 
-@app.task(name=INGEST_ITEM_TASK, bind=True, max_retries=settings.ingest_max_retries)
-def ingest_item_task(self, item_id: int) -> str | None:
+@app.task(name=INGEST_ITEM_TASK, bind=True, max_retries=None)  # ingest_max_retries: counted below
+def ingest_item_task(self, item_id: int, disk_waits: int = 0) -> str | None:
+    """``disk_waits``: how many of this task's retries waited for room on a full disk (DiskFull). Those
+    spend no retry: such an item waits, backing off up to ingest_retry_max_s, until there is room."""
     context = _context()
     item = catalog.get_item(context.conn, item_id)
     with logs.bind(job_id=item["job_id"] if item else None):  # in this worker's lines and its calls' headers
         try:
             outcome = ingest_item(item_id, context)
         except TransientFault as fault:
-            if self.request.retries >= self.max_retries:
-                give_up(item_id, context, f"gave up after {self.request.retries} retries: {fault}")
+            retries = self.request.retries - disk_waits
+            disk_full = isinstance(fault, DiskFull)
+            if not disk_full and retries >= settings.ingest_max_retries:
+                give_up(item_id, context, f"gave up after {retries} retries: {fault}")
                 return "failed"
             wait_for_retry(item_id, context, str(fault), counted=isinstance(fault, AttemptDied))
-            raise self.retry(countdown=retry_delay(self.request.retries, settings), exc=fault) from None
+            delay = retry_delay(disk_waits if disk_full else retries, settings)
+            raise self.retry(args=(item_id,), kwargs={"disk_waits": disk_waits + disk_full},
+                             countdown=delay, exc=fault) from None
         return outcome.status if outcome else None
 
 

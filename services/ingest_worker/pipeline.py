@@ -11,6 +11,10 @@ item does nothing, and each start counts an attempt. Decoding runs in a child pr
 hard time limit (isolation.py, staging.py); a child that crashes, is killed or times out costs one
 attempt (AttemptDied: retried), and the attempt that reaches ingest_max_attempts fails the item with
 "gave up: ...". So does the next start of an item whose worker died in its last attempt.
+
+A full data volume (ENOSPC, EDQUOT, a full SQLite, or less room than disk_reserve_bytes before a file's
+outputs are written) is no fault of the file: DiskFull, the item waits with the reason "disk full: ..."
+without spending an attempt or a retry, and resumes by itself once there is room again.
 """
 
 from __future__ import annotations
@@ -37,6 +41,8 @@ from services.ingest_worker.sniff import SNIFF_BYTES, BadInput, MediaType, sniff
 from services.ingest_worker.staging import StagedMedia, sampling_policy  # noqa: F401 (sampling_policy: re-exported)
 from shared import catalog
 from shared.clients import EmbedderClient, IndexShards, UpstreamError
+from shared.durable import DISK_FULL, ensure_room, is_disk_full
+from shared.errors import InsufficientStorage
 from shared.media_store import MediaStore, UnsafeNameError, sha256_file
 from shared.organise.upkeep import file_ingested
 from shared.reconcile import adopt_committed_rows
@@ -55,6 +61,11 @@ class TransientFault(Exception):
 class AttemptDied(TransientFault):
     """This attempt's decoder crashed, was killed or timed out, and the item has attempts left: try again
     later, with this attempt counted."""
+
+
+class DiskFull(TransientFault):
+    """The data volume has no room for this item's outputs: wait (capped backoff, no attempt and no retry
+    spent) until there is room again. Its text starts with "disk full"."""
 
 
 def _direct_worker_id() -> str:
@@ -109,7 +120,8 @@ def ingest_item(item_id: int, ctx: IngestContext) -> ItemOutcome | None:
     """Process one job item; returns its outcome (None for an unknown item).
 
     Returns None as well when a live worker runs the item already (it is not started twice). Raises
-    TransientFault when it should be tried again later (AttemptDied when its decoder died); the item is
+    TransientFault when it should be tried again later (AttemptDied when its decoder died, DiskFull when
+    the data volume is full); the item is
     then left running, held by ``ctx.worker_id``, until wait_for_retry releases it.
     """
     conn = ctx.conn
@@ -145,18 +157,23 @@ def ingest_item(item_id: int, ctx: IngestContext) -> ItemOutcome | None:
         return outcome
     except TransientFault:
         raise
-    except (sqlite3.OperationalError, OSError) as exc:
+    except InsufficientStorage as exc:  # ensure_room: its text starts with "disk full: "
+        raise DiskFull(str(exc)) from exc
+    except Exception as exc:  # noqa: BLE001 (a bug must cost one file, not the job or the worker)
+        if is_disk_full(exc):  # ENOSPC, EDQUOT or a full SQLite: wait for room, whatever wrote it
+            detail = getattr(exc, "strerror", None) or str(exc)
+            raise DiskFull(f"{DISK_FULL}: {detail}; waiting for space on the data volume") from exc
         if _is_transient(exc):
             raise TransientFault(f"{type(exc).__name__}: {exc}") from exc
-        return _fail_unexpectedly(item_id, ctx, exc)
-    except Exception as exc:  # noqa: BLE001 (a bug must cost one file, not the job or the worker)
         return _fail_unexpectedly(item_id, ctx, exc)
 
 
 def wait_for_retry(item_id: int, ctx: IngestContext, reason: str, counted: bool = False) -> None:
     """Put an item back in the queue while a transient fault passes (a cancelled job then skips it). The
-    attempt is given back, unless ``counted`` (its decoder died: AttemptDied)."""
-    catalog.release_item(ctx.conn, item_id, ctx.worker_id, f"waiting to retry: {reason}", counted)
+    attempt is given back, unless ``counted`` (its decoder died: AttemptDied). A DiskFull reason is kept
+    as it is ("disk full: ...")."""
+    text = reason if reason.startswith(DISK_FULL) else f"waiting to retry: {reason}"
+    catalog.release_item(ctx.conn, item_id, ctx.worker_id, text, counted)
 
 
 def give_up(item_id: int, ctx: IngestContext, reason: str) -> None:
@@ -262,11 +279,17 @@ def _inspect(source: Path, settings: Settings) -> tuple[MediaType, int]:
 def _create_media(item: sqlite3.Row, source: Path, media_type: MediaType, size: int, sha256: str,
                   ctx: IngestContext) -> int:
     settings = ctx.settings
+    # room for the copied original (an upload is moved, not copied) and its frames, over the reserve
+    ensure_room(settings.data_path, 0 if _is_upload(item) else size, settings.disk_reserve_bytes, repr(item["file"]))
     try:
         staged: StagedMedia = run_isolated(staging.stage, (source, media_type, sha256, settings),
                                            lambda duration: staging.time_limit(settings, size, duration))
     except ChildDied:
         staging.discard_partial(ctx.store, sha256)
+        raise
+    except OSError as exc:
+        if is_disk_full(exc):
+            staging.discard_partial(ctx.store, sha256)
         raise
     conn = ctx.conn
     with catalog.transaction(conn):
@@ -351,7 +374,7 @@ def _call_embedder(call: Callable[[], T]) -> T:
 def _is_transient(exc: Exception) -> bool:
     if isinstance(exc, sqlite3.OperationalError):
         return "locked" in str(exc) or "busy" in str(exc)
-    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EAGAIN)
+    return isinstance(exc, OSError) and exc.errno == errno.EAGAIN  # a full disk: DiskFull
 
 
 def _fail_unexpectedly(item_id: int, ctx: IngestContext, exc: Exception) -> ItemOutcome:
