@@ -3,9 +3,10 @@
 #
 #     docker/init-env.sh            # or: docker/init-env.sh path/to/env-file
 #
-# Creates the file when it is missing, and appends MEDIASEARCH_REDIS_PASSWORD=<64 random hex
-# digits> unless the file already sets one (then the file is mode 0600); never changes an existing line. Compose refuses to start
-# without that variable (docker-compose.yml); Redis requires the password, every service uses it.
+# Creates the file when it is missing and, unless the file already sets one, appends
+# MEDIASEARCH_REDIS_PASSWORD=<64 random hex digits> and makes the file mode 0600; never changes an
+# existing line. Compose refuses to start without that variable (docker-compose.yml); Redis requires the
+# password, every service uses it.
 set -eu
 
 file=${1:-"$(cd "$(dirname "$0")/.." && pwd)/.env"}
