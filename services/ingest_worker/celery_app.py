@@ -106,21 +106,19 @@ def ingest_item_task(self, item_id: int, disk_waits: int = 0) -> str | None:
     """``disk_waits``: how many of this task's retries waited for room on a full disk (DiskFull). Those
     spend no retry: such an item waits, backing off up to ingest_retry_max_s, until there is room."""
     context = _context()
-    item = catalog.get_item(context.conn, item_id)
-    with logs.bind(job_id=item["job_id"] if item else None):  # in this worker's lines and its calls' headers
-        try:
-            outcome = ingest_item(item_id, context)
-        except TransientFault as fault:
-            retries = self.request.retries - disk_waits
-            disk_full = isinstance(fault, DiskFull)
-            if not disk_full and retries >= settings.ingest_max_retries:
-                give_up(item_id, context, f"gave up after {retries} retries: {fault}")
-                return "failed"
-            wait_for_retry(item_id, context, str(fault), counted=isinstance(fault, AttemptDied))
-            delay = retry_delay(disk_waits if disk_full else retries, settings)
-            raise self.retry(args=(item_id,), kwargs={"disk_waits": disk_waits + disk_full},
-                             countdown=delay, exc=fault) from None
-        return outcome.status if outcome else None
+    try:
+        outcome = ingest_item(item_id, context)
+    except TransientFault as fault:
+        retries = self.request.retries - disk_waits
+        disk_full = isinstance(fault, DiskFull)
+        if not disk_full and retries >= settings.ingest_max_retries:
+            give_up(item_id, context, f"gave up after {retries} retries: {fault}")
+            return "failed"
+        wait_for_retry(item_id, context, str(fault), counted=isinstance(fault, AttemptDied))
+        delay = retry_delay(disk_waits if disk_full else retries, settings)
+        raise self.retry(args=(item_id,), kwargs={"disk_waits": disk_waits + disk_full},
+                         countdown=delay, exc=fault) from None
+    return outcome.status if outcome else None
 
 
 @app.task(name=RECLUSTER_TASK)

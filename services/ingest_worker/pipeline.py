@@ -19,6 +19,7 @@ without spending an attempt or a retry, and resumes by itself once there is room
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import os
@@ -38,8 +39,8 @@ import httpx
 from services.ingest_worker import plugins, staging
 from services.ingest_worker.isolation import ChildDied, run_isolated
 from services.ingest_worker.sniff import SNIFF_BYTES, BadInput, MediaType, sniff
-from services.ingest_worker.staging import StagedMedia, sampling_policy  # noqa: F401 (sampling_policy: re-exported)
-from shared import catalog
+from services.ingest_worker.staging import StagedMedia
+from shared import catalog, logs
 from shared.clients import EmbedderClient, IndexShards, UpstreamError
 from shared.durable import DISK_FULL, ensure_room, is_disk_full
 from shared.errors import InsufficientStorage
@@ -125,47 +126,50 @@ def ingest_item(item_id: int, ctx: IngestContext) -> ItemOutcome | None:
     then left running, held by ``ctx.worker_id``, until wait_for_retry releases it.
     """
     conn = ctx.conn
-    try:
-        claim, item = catalog.claim_item(conn, item_id, ctx.worker_id, ctx.settings.ingest_max_attempts,
-                                         ctx.is_alive)
-        if claim == catalog.Claim.MISSING:
-            log.warning("job item %s does not exist (its job was deleted?); nothing to do", item_id)
-            return None
-        if claim == catalog.Claim.FINISHED:
+    with contextlib.ExitStack() as bound:
+        try:
+            claim, item = catalog.claim_item(conn, item_id, ctx.worker_id, ctx.settings.ingest_max_attempts,
+                                             ctx.is_alive)
+            if item is not None:  # the job id, in this item's log lines and its calls' headers
+                bound.enter_context(logs.bind(job_id=item["job_id"]))
+            if claim == catalog.Claim.MISSING:
+                log.warning("job item %s does not exist (its job was deleted?); nothing to do", item_id)
+                return None
+            if claim == catalog.Claim.FINISHED:
+                _discard_upload(item, ctx)
+                return ItemOutcome(item["status"], item["reason"], item["media_id"])
+            if claim == catalog.Claim.BUSY:
+                log.info("item %s (%s) is running in worker %s: not started a second time", item_id, item["file"],
+                         item["claimed_by"])
+                return None
+            if claim == catalog.Claim.GAVE_UP:
+                outcome = ItemOutcome("failed", item["reason"])
+            elif item["cancelled"]:
+                outcome = ItemOutcome("cancelled", "job cancelled")
+            else:
+                try:
+                    outcome = _process(item, ctx)
+                except BadInput as exc:
+                    outcome = ItemOutcome("failed", str(exc))
+                except ChildDied as death:
+                    outcome = _after_death(item, ctx, death)  # or AttemptDied, raised
+            catalog.set_item(conn, item_id, outcome.status, outcome.reason, outcome.media_id)
+            file_ingested(conn, item, outcome.status, outcome.media_id, ctx.settings)  # its collection and album
             _discard_upload(item, ctx)
-            return ItemOutcome(item["status"], item["reason"], item["media_id"])
-        if claim == catalog.Claim.BUSY:
-            log.info("item %s (%s) is running in worker %s: not started a second time", item_id, item["file"],
-                     item["claimed_by"])
-            return None
-        if claim == catalog.Claim.GAVE_UP:
-            outcome = ItemOutcome("failed", item["reason"])
-        elif item["cancelled"]:
-            outcome = ItemOutcome("cancelled", "job cancelled")
-        else:
-            try:
-                outcome = _process(item, ctx)
-            except BadInput as exc:
-                outcome = ItemOutcome("failed", str(exc))
-            except ChildDied as death:
-                outcome = _after_death(item, ctx, death)  # or AttemptDied, raised
-        catalog.set_item(conn, item_id, outcome.status, outcome.reason, outcome.media_id)
-        file_ingested(conn, item, outcome.status, outcome.media_id, ctx.settings)  # its collection and album
-        _discard_upload(item, ctx)
-        log.info("item %s (%s): %s%s", item_id, item["file"], outcome.status,
-                 f" ({outcome.reason})" if outcome.reason else "")
-        return outcome
-    except TransientFault:
-        raise
-    except InsufficientStorage as exc:  # ensure_room: its text starts with "disk full: "
-        raise DiskFull(str(exc)) from exc
-    except Exception as exc:  # noqa: BLE001 (a bug must cost one file, not the job or the worker)
-        if is_disk_full(exc):  # ENOSPC, EDQUOT or a full SQLite: wait for room, whatever wrote it
-            detail = getattr(exc, "strerror", None) or str(exc)
-            raise DiskFull(f"{DISK_FULL}: {detail}; waiting for space on the data volume") from exc
-        if _is_transient(exc):
-            raise TransientFault(f"{type(exc).__name__}: {exc}") from exc
-        return _fail_unexpectedly(item_id, ctx, exc)
+            log.info("item %s (%s): %s%s", item_id, item["file"], outcome.status,
+                     f" ({outcome.reason})" if outcome.reason else "")
+            return outcome
+        except TransientFault:
+            raise
+        except InsufficientStorage as exc:  # ensure_room: its text starts with "disk full: "
+            raise DiskFull(str(exc)) from exc
+        except Exception as exc:  # noqa: BLE001 (a bug must cost one file, not the job or the worker)
+            if is_disk_full(exc):  # ENOSPC, EDQUOT or a full SQLite: wait for room, whatever wrote it
+                detail = getattr(exc, "strerror", None) or str(exc)
+                raise DiskFull(f"{DISK_FULL}: {detail}; waiting for space on the data volume") from exc
+            if _is_transient(exc):
+                raise TransientFault(f"{type(exc).__name__}: {exc}") from exc
+            return _fail_unexpectedly(item_id, ctx, exc)
 
 
 def wait_for_retry(item_id: int, ctx: IngestContext, reason: str, counted: bool = False) -> None:

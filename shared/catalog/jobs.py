@@ -192,6 +192,12 @@ def get_item(conn: sqlite3.Connection, item_id: int) -> ItemRow | None:
     return None if found is None else _item(found)
 
 
+def item_counts(conn: sqlite3.Connection) -> dict[str, int]:
+    """Job items of every job by status (``{"queued": 3, ...}``; absent statuses absent): for metrics."""
+    return {status: count for status, count in
+            conn.execute("SELECT status, COUNT(*) FROM job_items GROUP BY status")}
+
+
 def set_item(conn: sqlite3.Connection, item_id: int, status: ItemStatus | str, reason: str | None = None,
              media_id: int | None = None) -> None:
     """Record an item's status (and its media, once known); ``status`` must be an ItemStatus value."""
@@ -309,12 +315,11 @@ def waiting_items(conn: sqlite3.Connection, before: float) -> list[int]:
 def held_items(conn: sqlite3.Connection) -> dict[str, list[int]]:
     """Unfinished items by the worker holding them: ``{worker: [item ids]}`` (the reaper's look-up)."""
     held: dict[str, list[int]] = {}
-    for status in LIVE_ITEM_STATES:
-        for worker, item_id in conn.execute(
-                "SELECT claimed_by, id FROM job_items WHERE status=? AND claimed_by IS NOT NULL",
-                (status,)):
-            held.setdefault(worker, []).append(item_id)
-    return {worker: sorted(items) for worker, items in held.items()}
+    for worker, item_id in conn.execute(
+            f"SELECT claimed_by, id FROM job_items WHERE status IN ({marks(LIVE_ITEM_STATES)}) "
+            "AND claimed_by IS NOT NULL ORDER BY claimed_by, id", tuple(LIVE_ITEM_STATES)):
+        held.setdefault(worker, []).append(item_id)
+    return held
 
 
 def upload_aliases(conn: sqlite3.Connection) -> list[UploadAliasRow]:

@@ -128,12 +128,6 @@ def counts(conn: sqlite3.Connection) -> LibraryCounts:
         frames=conn.execute("SELECT COUNT(*) FROM frames WHERE vector_row IS NOT NULL").fetchone()[0])
 
 
-def item_counts(conn: sqlite3.Connection) -> dict[str, int]:
-    """Job items of every job by status (``{"queued": 3, ...}``; absent statuses absent): for metrics."""
-    return {status: count for status, count in
-            conn.execute("SELECT status, COUNT(*) FROM job_items GROUP BY status")}
-
-
 def media_rows(conn: sqlite3.Connection, media_ids: Iterable[int]) -> dict[int, MediaWithCover]:
     """Media rows with ``cover_frame`` (their first frame, for a thumbnail), keyed by id; unknown ids are absent."""
     query = ("SELECT media.*, (SELECT MIN(frames.id) FROM frames WHERE frames.media_id = media.id) AS cover_frame "

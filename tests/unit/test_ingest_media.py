@@ -16,8 +16,8 @@ import pytest
 from PIL import Image
 
 from services.ingest_worker.images import decode_image, fit, perceptual_hash
-from services.ingest_worker.pipeline import sampling_policy
 from services.ingest_worker.sniff import SNIFF_BYTES, BadInput, sniff
+from services.ingest_worker.staging import sampling_policy
 from services.ingest_worker.video import SamplingPolicy, sample_video, transcoded_for_opencv
 from shared.catalog import phash_distance
 from shared.settings import Settings
