@@ -10,6 +10,8 @@ and the status is "degraded".
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
+from typing import TypeVar
 
 import anyio
 import redis
@@ -21,6 +23,7 @@ from shared.durable import DISK_FULL, disk_usage
 from shared.schemas import DiskSpace, EmbedderHealth, Health, IndexHealth, ServiceState
 from shared.settings import Settings
 
+T = TypeVar("T")
 PROBE_SECONDS = 3.0  # also the gateway's Redis client timeouts (state.py)
 LOW_DISK_RESERVES = 2  # free space below this many reserves is "low"
 
@@ -44,9 +47,10 @@ def _state(name: str, url: str, answer: object) -> ServiceState:
     return ServiceState(name=name, url=url, ok=True, detail=getattr(answer, "detail", ""))
 
 
-async def _embedder_health(gateway: Gateway) -> EmbedderHealth | UpstreamError:
+async def answer_or_error(call: Awaitable[T]) -> T | UpstreamError:
+    """A service's answer, or the UpstreamError it failed with (as the shards' FanOut holds them)."""
     try:
-        return await gateway.embedder.health(timeout=PROBE_SECONDS)
+        return await call
     except UpstreamError as exc:
         return exc
 
@@ -74,7 +78,7 @@ def disk_space(settings: Settings) -> DiskSpace | None:
 async def gather_health(gateway: Gateway) -> Health:
     settings = gateway.settings
     embedder, shards, redis_state, counts, disk = await asyncio.gather(
-        _embedder_health(gateway),
+        answer_or_error(gateway.embedder.health(timeout=PROBE_SECONDS)),
         gateway.shards.health(timeout=PROBE_SECONDS),
         anyio.to_thread.run_sync(ping_redis, gateway.redis, settings.effective_redis_url),
         anyio.to_thread.run_sync(lambda: catalog.counts(gateway.catalog())),

@@ -18,7 +18,7 @@ import redis
 from prometheus_client import CollectorRegistry, Metric
 from prometheus_client.core import GaugeMetricFamily
 
-from services.gateway.health import PROBE_SECONDS
+from services.gateway.health import PROBE_SECONDS, answer_or_error
 from services.gateway.state import Gateway
 from shared import catalog, metrics
 from shared.clients import UpstreamError
@@ -96,17 +96,10 @@ def _remote(text: str | UpstreamError, labels: dict[str, str], up: GaugeMetricFa
     return families
 
 
-async def _embedder_metrics(gateway: Gateway) -> str | UpstreamError:
-    try:
-        return await gateway.embedder.metrics(timeout=PROBE_SECONDS)
-    except UpstreamError as exc:
-        return exc
-
-
 async def scrape(gateway: Gateway, registry: CollectorRegistry) -> bytes:
     """Prometheus text of the gateway's registry and of every service it reaches."""
     embedder, shards, local = await asyncio.gather(
-        _embedder_metrics(gateway), gateway.shards.metrics(timeout=PROBE_SECONDS),
+        answer_or_error(gateway.embedder.metrics(timeout=PROBE_SECONDS)), gateway.shards.metrics(timeout=PROBE_SECONDS),
         anyio.to_thread.run_sync(lambda: list(registry.collect())))
     up = GaugeMetricFamily("mediasearch_up", UP_HELP, labels=["service", "shard"])
     up.add_metric(["gateway", ""], 1)

@@ -37,10 +37,6 @@ class Gateway:
             conn = self._local.conn = catalog.connect(self.settings.catalog_path)
         return conn
 
-    def vectors(self) -> VectorStore:
-        """The vectors store, read-only (FileNotFoundError until the first embedding)."""
-        return self._vectors.get()
-
     def vectors_or_none(self) -> VectorStore | None:
         """The vectors store, or None while nothing has been embedded."""
         return self._vectors.get_or_none()
