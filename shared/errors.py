@@ -33,8 +33,16 @@ class InvalidParameter(DomainError, ValueError):
     """A parameter is out of its allowed range or empty (answered like a validation error)."""
 
 
+class Unauthenticated(DomainError):
+    """Nobody known made this request: no session, key or token, or a wrong one (or a wrong password)."""
+
+
 class Forbidden(DomainError):
     """Allowed to nobody: a path outside the ingest roots, a feature switched off."""
+
+
+class TooManyAttempts(DomainError):
+    """Too many failed tries from this client or for this account; ``headers`` carry Retry-After."""
 
 
 class TooLarge(DomainError):

@@ -158,6 +158,104 @@ class Health(BaseModel):
                                                      "below the reserve the status is degraded")
 
 
+class HealthBrief(BaseModel):
+    """What /health tells a caller who is not signed in: the gateway is up, nothing more."""
+    status: Literal["ok"]
+
+
+# -- gateway: accounts (shared/accounts.py) -----------------------------------------------------------
+Username = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._@-]{1,64}$"),
+                     Field(description="1 to 64 letters, digits, '.', '_', '-' or '@'")]
+Password = Annotated[str, StringConstraints(min_length=8, max_length=256), Field(description="8 to 256 characters")]
+Token = Annotated[str, StringConstraints(min_length=1, max_length=256)]
+Role = Literal["owner", "member"]
+
+
+class SetupState(BaseModel):
+    needed: bool = Field(description="true until the owner account exists")
+
+
+class OwnerSetup(BaseModel):
+    token: Token = Field(description="The setup token from the gateway's log (or secrets/setup.token in the data volume)")
+    username: Username
+    password: Password
+
+
+class SignIn(BaseModel):
+    username: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    password: Annotated[str, StringConstraints(min_length=1, max_length=256)]
+
+
+class InvitationAccept(BaseModel):
+    token: Token
+    username: Username
+    password: Password
+
+
+class Me(BaseModel):
+    id: int | None = Field(description="null for the static key (MEDIASEARCH_API_KEY)")
+    username: str
+    role: Role
+    via: Literal["session", "api_key", "static_key"]
+
+
+class PasswordChange(BaseModel):
+    current_password: Annotated[str, StringConstraints(min_length=1, max_length=256)]
+    new_password: Password
+
+
+class ApiKeyCreate(BaseModel):
+    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+
+
+class ApiKeyInfo(BaseModel):
+    id: int
+    name: str
+    prefix: str = Field(description="The key's first characters, to tell keys apart")
+    created_at: float
+    last_used_at: float | None
+
+
+class ApiKeyCreated(ApiKeyInfo):
+    key: str = Field(description="The whole key: shown this once, stored only hashed")
+
+
+class UserInfo(BaseModel):
+    id: int
+    username: str
+    role: Role
+    created_at: float
+
+
+class InvitationCreate(BaseModel):
+    expires_in_hours: float = Field(72.0, ge=1, le=720)
+
+
+class InvitationInfo(BaseModel):
+    id: int
+    created_at: float
+    expires_at: float
+
+
+class InvitationCreated(InvitationInfo):
+    token: str = Field(description="Shown this once: the invitee opens <the UI>#invite=<token>")
+
+
+class AuditEvent(BaseModel):
+    id: int
+    at: float
+    actor: str
+    action: str
+    target: str
+    detail: str
+    client: str
+
+
+class AuditLog(BaseModel):
+    events: list[AuditEvent]
+    next_before: int | None = Field(description="Pass as `before` for older events; null at the oldest")
+
+
 class ErrorBody(BaseModel):
     detail: str
 

@@ -69,7 +69,16 @@ class Settings(BaseSettings):
     index_urls: Annotated[list[str], NoDecode] = ["http://127.0.0.1:8002"]
     redis_url: str | None = None  # unset: `make run` starts its own Redis on redis_port
     redis_port: int = 6379
+    # Accounts (shared/accounts.py): nothing but /health and the web UI's files answers without signing in.
+    # api_key: a static key (header X-API-Key or Authorization: Bearer) for automation, acting as the owner.
     api_key: SecretStr | None = None
+    session_max_age_days: float = Field(30.0, gt=0, le=3650)
+    # Host names the gateway answers to, besides IP addresses, localhost and this machine's own names
+    # (services/gateway/hosts.py; against DNS rebinding). ".example.com" takes every subdomain; "*" any name.
+    allowed_hosts: Annotated[list[str], NoDecode] = []
+    # Reverse proxies (addresses or networks, e.g. 172.18.0.0/16) whose X-Forwarded-Proto and X-Forwarded-For
+    # are believed: the session cookie is Secure behind TLS, and the limits see the real client address.
+    trusted_proxies: Annotated[list[str], NoDecode] = []
 
     # Internal authentication. The embedder and the index answer only callers presenting the internal
     # secret (header X-Internal-Secret; shared/internal_auth.py): this one when set, else the one in
@@ -194,7 +203,7 @@ class Settings(BaseSettings):
             env_settings = _EnvironSource(settings_cls, environ)
         return init_settings, env_settings, dotenv_settings, file_secret_settings
 
-    @field_validator("index_urls", "cors_origins", "ingest_roots", mode="before")
+    @field_validator("index_urls", "cors_origins", "ingest_roots", "allowed_hosts", "trusted_proxies", mode="before")
     @classmethod
     def _lists_from_text(cls, value: object) -> object:
         return _split_commas(value)

@@ -32,6 +32,9 @@ TIERS = ("unit", "service", "stack", "browser")
 # and in this process too, so that clients a test makes (an EmbedderClient, an IngestContext) present it
 # as the product's own processes do. Tests of the key file on the data volume set the variable empty.
 TEST_INTERNAL_SECRET = secrets.token_urlsafe(16)
+# MEDIASEARCH_API_KEY of the stacks started here: RunningStack.client sends it (the static key acts as the
+# owner). The browser tests sign in with an account instead (tests/browser/pages.py).
+TEST_API_KEY = secrets.token_urlsafe(16)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -112,6 +115,7 @@ def stack_env(data_dir: Path, model_dir: Path, **extra: str) -> dict[str, str]:
         "MEDIASEARCH_TORCH_THREADS": "1",
         "MEDIASEARCH_INGEST_ROOTS": str(SHARED_DATA),
         "MEDIASEARCH_INTERNAL_SECRET": TEST_INTERNAL_SECRET,
+        "MEDIASEARCH_API_KEY": TEST_API_KEY,
     }
     env.pop("MEDIASEARCH_REDIS_URL", None)
     env.update(extra)
@@ -127,7 +131,7 @@ class RunningStack:
         # for tests that call the embedder or the index directly
         self.internal_headers = {INTERNAL_SECRET_HEADER: self.secret}
         self.url = f"http://127.0.0.1:{s.gateway_port}"
-        self.client = httpx.Client(base_url=self.url, timeout=60)
+        self.client = httpx.Client(base_url=self.url, timeout=60, headers={"X-API-Key": s.api_key.get_secret_value()})
 
     def wait_job(self, job_id: str, timeout: float = 180) -> dict:
         def finished():

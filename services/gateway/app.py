@@ -12,10 +12,14 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
-from services.gateway import ratelimit, security
+from services.gateway import auth, ratelimit, security
 from services.gateway.body_limits import BodyLimits
 from services.gateway.errors import add_error_handlers
+from services.gateway.hosts import HostAllowList
 from services.gateway.metrics import gateway_registry
+from services.gateway.routers import (
+    auth as auth_routes,
+)
 from services.gateway.routers import (
     clusters,
     collections,
@@ -29,7 +33,7 @@ from services.gateway.routers import (
 )
 from services.gateway.state import Gateway
 from services.gateway.timing import ServerTimingMiddleware
-from shared import logs
+from shared import accounts, logs
 from shared.metrics import instrument
 from shared.schemas import ErrorBody
 from shared.settings import Settings
@@ -53,6 +57,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI):
+        accounts.announce_setup(gateway.catalog(), settings)  # no owner yet: the setup token, in the log
         yield
         await gateway.aclose()
 
@@ -63,37 +68,47 @@ def create_app(settings: Settings) -> FastAPI:
                              404: {"model": ErrorBody, "description": "Something the request names does not exist"},
                              413: {"model": ErrorBody, "description": "The body is over its route's limit"},
                              422: {"model": ErrorBody, "description": "The request is malformed (see detail)"}},
-                  description="Semantic search over your photos and videos. With MEDIASEARCH_API_KEY set, "
-                              "send the key in the X-API-Key header (or get a session cookie from "
-                              "POST /session for GET requests made by `<img>`, `<video>` and `EventSource`).")
+                  description="Semantic search over your photos and videos. Every route but /health and "
+                              "the sign-in and setup routes needs a signed-in user: the session cookie of "
+                              "POST /auth/sign-in, or an API key (Account → API keys, or MEDIASEARCH_API_KEY) "
+                              "in the X-API-Key header or as Authorization: Bearer.")
     app.state.gateway = gateway
+    app.state.auth = auth.Auth(settings)
     app.state.metrics_registry = gateway_registry(gateway)  # this app's own (GET /metrics)
     add_error_handlers(app)
     add_offline_docs(app)
 
-    protected = [Depends(security.require_api_key)]
-    # The rate limits come before the key check, so guessing keys is limited too.
+    protected = [Depends(auth.require_principal)]
+    signed_in_routers = [uploads.router, jobs.router, search.router, media.router, duplicates.router,
+                         clusters.router, collections.router, metrics.router, auth_routes.signed_in]
+    # Per-client rate limits on the expensive routes, for signed-in requests (strangers never get that far).
     upload_limit = ratelimit.RateLimit("upload", settings.rate_limit_upload_per_min)
     search_limit = ratelimit.RateLimit("search", settings.rate_limit_search_per_min)
-    limited = {**security.RESPONSES, **ratelimit.RESPONSES}
+    limited = {**auth.RESPONSES, **ratelimit.RESPONSES}
     app.include_router(health.router)
+    app.include_router(auth_routes.router)
+    app.include_router(auth_routes.signed_in)  # its own dependencies say: signed in
     app.include_router(uploads.router, dependencies=[Depends(upload_limit), *protected], responses=limited)
-    app.include_router(jobs.router, dependencies=protected, responses=security.RESPONSES)
+    app.include_router(jobs.router, dependencies=protected, responses=auth.RESPONSES)
     app.include_router(search.router, dependencies=[Depends(search_limit), *protected], responses=limited)
     for router in (media.router, duplicates.router, clusters.router, collections.router, metrics.router):
-        app.include_router(router, dependencies=protected, responses=security.RESPONSES)
+        app.include_router(router, dependencies=protected, responses=auth.RESPONSES)
 
-    # Added first, so it is the innermost middleware: still ahead of the API-key check and of any body
-    # parsing (both happen in the routes), and its 413s get the CORS and security headers of the others.
+    # BodyLimits: ahead of any body parsing (in the routes), and its 413s get the CORS and security headers.
+    # Innermost, RequireSignIn: who asks is settled before a route reads a byte of the body; inside BodyLimits,
+    # so an answer given before the body was read closes the connection (the rest is never read either).
+    app.add_middleware(auth.RequireSignIn, routers=signed_in_routers)
     app.add_middleware(BodyLimits, settings=settings)
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins,
                            allow_methods=["GET", "POST", "PATCH", "DELETE"],
-                           allow_headers=[security.API_KEY_HEADER, "Content-Type", "Range", logs.REQUEST_ID_HEADER],
+                           allow_headers=[auth.API_KEY_HEADER, "Authorization", "Content-Type", "Range",
+                                          logs.REQUEST_ID_HEADER],
                            expose_headers=["Content-Range", "Accept-Ranges", "Content-Length", "ETag",
                                            logs.REQUEST_ID_HEADER])
     app.add_middleware(security.SecurityHeaders)
     app.add_middleware(ServerTimingMiddleware)
+    app.add_middleware(HostAllowList, settings=settings)  # an unknown Host name is refused before anything else
     # Outermost: every response gets X-Request-ID and is timed and logged under its route's template.
     instrument(app, app.state.metrics_registry)
 

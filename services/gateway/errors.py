@@ -29,6 +29,8 @@ from shared.errors import (
     InvalidParameter,
     NotFound,
     TooLarge,
+    TooManyAttempts,
+    Unauthenticated,
     Unavailable,
     UnsupportedType,
 )
@@ -37,10 +39,12 @@ log = logging.getLogger("mediasearch.gateway")
 
 STATUS: dict[type[DomainError], int] = {
     BadInput: 400,
+    Unauthenticated: 401,
     Forbidden: 403,
     NotFound: 404,
     Conflict: 409,
     TooLarge: 413,
+    TooManyAttempts: 429,
     UnsupportedType: 415,
     InvalidParameter: 422,
     Unavailable: 503,

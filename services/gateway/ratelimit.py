@@ -6,10 +6,10 @@ continuously, so a client may burst up to the per-minute figure and then keep th
 An empty bucket answers 429 with ``Retry-After`` (seconds until the next token).
 
 The buckets live in this process's memory: right for the single gateway this product runs. Several
-gateway processes would each allow the full rate. Behind a reverse proxy every request comes from the
-proxy's address; ``X-Forwarded-For`` is not trusted (anyone can send it), so limit in the proxy there.
-Clients are told apart by address only: with one configured API key every client holds the same key,
-so keying on it would add nothing.
+gateway processes would each allow the full rate. Clients are told apart by address: behind a reverse
+proxy listed in MEDIASEARCH_TRUSTED_PROXIES that is the address it forwards (X-Forwarded-For), else the
+peer's (anyone can send X-Forwarded-For). Strangers are refused before they reach a limit (auth.RequireSignIn);
+failed sign-ins have their own backoff (shared/accounts.py).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from collections.abc import Callable
 
 from fastapi import HTTPException, Request
 
+from services.gateway.auth import client_address
 from shared.schemas import ErrorBody
 
 MAX_CLIENTS = 10_000  # buckets kept in memory
@@ -68,7 +69,7 @@ class RateLimit:
     async def __call__(self, request: Request) -> None:
         if self.buckets is None:
             return
-        wait = self.buckets.take(request.client.host if request.client else "unknown")
+        wait = self.buckets.take(client_address(request))
         if wait:
             seconds = max(1, math.ceil(wait))
             raise HTTPException(429, f"too many {self.what} requests: at most {int(self.buckets.capacity)} a "

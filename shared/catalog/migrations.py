@@ -155,12 +155,58 @@ UPDATE job_items SET attempts = 1, claimed_by = 'before-schema-5', claimed_at = 
 CREATE INDEX IF NOT EXISTS job_items_claims ON job_items(status, claimed_by);
 """
 
+_V6 = """
+-- Accounts (shared/accounts.py). Secrets are stored hashed: passwords with argon2, session tokens, API keys
+-- and invitation tokens (random, 256 bits) with SHA-256.
+CREATE TABLE IF NOT EXISTS users (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    username TEXT NOT NULL UNIQUE COLLATE NOCASE,
+    password_hash TEXT NOT NULL,
+    role TEXT NOT NULL,                -- 'owner' (one) or 'member'
+    created_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS sessions (
+    token_hash TEXT PRIMARY KEY,
+    user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    created_at REAL NOT NULL,
+    expires_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS sessions_user ON sessions(user_id);
+CREATE TABLE IF NOT EXISTS api_keys (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    prefix TEXT NOT NULL,              -- the key's first characters, shown in lists
+    key_hash TEXT NOT NULL UNIQUE,
+    created_at REAL NOT NULL,
+    last_used_at REAL
+);
+CREATE INDEX IF NOT EXISTS api_keys_user ON api_keys(user_id);
+CREATE TABLE IF NOT EXISTS invitations (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    token_hash TEXT NOT NULL UNIQUE,
+    created_by INTEGER REFERENCES users(id) ON DELETE SET NULL,
+    created_at REAL NOT NULL,
+    expires_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS audit_log (   -- account, key and delete actions: who, what, when
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at REAL NOT NULL,
+    actor TEXT NOT NULL,               -- a username, "api key <prefix> (<username>)", the static key, or "server"
+    action TEXT NOT NULL,
+    target TEXT NOT NULL DEFAULT '',
+    detail TEXT NOT NULL DEFAULT '',
+    client TEXT NOT NULL DEFAULT ''    -- the client's address
+);
+"""
+
 STEPS: tuple[Step, ...] = (
     sql_step(1, "jobs, job items, media, frames", _V1),
     sql_step(2, "video_vectors: one pooled vector per video", _V2),
     sql_step(3, "clusters, cluster_members, collections, collection_members, library_state", _V3),
     sql_step(4, "indexes on job_items(media_id) and media(near_duplicate_of)", _V4),
     sql_step(5, "job_items.attempts, claimed_by, claimed_at (per-item claims), backfilled", _V5),
+    sql_step(6, "users, sessions, api_keys, invitations, audit_log", _V6),
 )
 SCHEMA_VERSION = STEPS[-1].version
 

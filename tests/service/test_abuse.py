@@ -24,7 +24,7 @@ from services.ingest_worker.pipeline import IngestContext, ingest_item
 from shared import catalog
 from shared.settings import Settings
 from tests.samples import PHOTOS, bomb_png
-from tests.service.conftest import settings_for
+from tests.service.conftest import TEST_API_KEY, settings_for
 
 REPO = Path(__file__).resolve().parents[2]
 PHOTO = PHOTOS / "n01440764_tench.JPEG"
@@ -214,32 +214,48 @@ def test_malformed_requests_get_a_readable_4xx(client, method, url, body):
 
 
 # -- access: API key, rate limits, CORS, headers, exposure ----------------------------------------------------
-def test_the_api_key_guards_every_endpoint_but_health_and_is_compared_in_constant_time(make_client, monkeypatch):
-    client = make_client(api_key="correct horse battery staple")
+# The routes a stranger may call: how one becomes a user. Each refuses (401) without the right token or password.
+ANONYMOUS = {("GET", "/health"), ("GET", "/auth/setup"), ("POST", "/auth/setup"), ("POST", "/auth/sign-in"),
+             ("POST", "/auth/invitations/accept")}
+WRONG_CREDENTIALS = {"token": "not-the-token", "username": "someone", "password": "not the password"}
+
+
+def test_a_stranger_gets_401_from_every_route_but_health_and_the_ui_and_keys_are_compared_in_constant_time(
+        make_client, monkeypatch):
+    client = make_client(signed_in=False, api_key="correct horse battery staple")
     compared = []
     real_compare = hmac.compare_digest
     monkeypatch.setattr(hmac, "compare_digest", lambda a, b: compared.append(len(a)) or real_compare(a, b))
     paths = client.get("/openapi.json").json()["paths"]  # public, like the UI shell: it holds no data
     routes = [(method.upper(), re.sub(r"\{[^}]+\}", "1", path)) for path, operations in paths.items()
               for method in operations]
-    assert len(routes) > 20
+    assert len(routes) > 30 and ANONYMOUS <= set(routes)
+    assert client.get("/").status_code == 200 and client.get("/app.js").status_code == 200  # the UI's files
+    assert client.get("/health").json() == {"status": "ok"}  # up; nothing more for a stranger
+    assert client.get("/auth/setup").json() == {"needed": True}
     for method, path in routes:
-        for headers in ({}, {"X-API-Key": "wrong"}, {"X-API-Key": "correct horse battery stapl"}):
-            reply = client.request(method, path, headers=headers)
-            if path == "/health":
-                assert reply.status_code == 200
-            else:
-                assert reply.status_code == 401, (method, path, headers)
-                assert "X-API-Key" in reply.json()["detail"]
+        if (method, path) in ANONYMOUS:
+            if method == "POST":
+                reply = client.post(path, json=WRONG_CREDENTIALS)
+                assert reply.status_code == 401, (path, reply.text)
+            continue
+        for headers in ({}, {"X-API-Key": "wrong"}, {"X-API-Key": "correct horse battery stapl"},
+                        {"Authorization": "Bearer wrong"}, {"Cookie": "mediasearch_session=made-up"}):
+            reply = client.request(method, path, headers=headers, content=b"{not even json")
+            assert reply.status_code == 401, (method, path, headers, reply.text)
+            assert "X-API-Key" in reply.json()["detail"] or "wrong or was revoked" in reply.json()["detail"]
         allowed = client.request(method, path, headers={"X-API-Key": "correct horse battery staple"})
         assert allowed.status_code != 401, (method, path)
-        client.cookies.clear()  # POST /session has just set the media cookie
+        allowed = client.request(method, path, headers={"Authorization": "Bearer correct horse battery staple"})
+        assert allowed.status_code != 401, (method, path)
     assert compared  # every wrong key above went through hmac.compare_digest
 
 
 def test_search_and_uploads_are_rate_limited_per_client_with_retry_after(tmp_path, redis_url):
     app = create_app(settings_for(tmp_path, redis_url, rate_limit_search_per_min=3, rate_limit_upload_per_min=2))
-    with TestClient(app, client=("192.0.2.1", 4000)) as first, TestClient(app, client=("192.0.2.2", 4000)) as second:
+    signed_in = {"X-API-Key": TEST_API_KEY}
+    with (TestClient(app, client=("192.0.2.1", 4000), headers=signed_in) as first,
+          TestClient(app, client=("192.0.2.2", 4000), headers=signed_in) as second):
         allowed = [first.get("/search", params={"q": "dog"}).status_code for _ in range(3)]
         assert allowed == [503] * 3  # let through (to an embedder that is down)
         limited = first.get("/search", params={"q": "dog"})

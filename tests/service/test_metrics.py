@@ -52,7 +52,7 @@ def parsed(stream: io.StringIO) -> list[dict]:
 
 
 def test_gateway_metrics_need_the_key_and_cover_routes_queue_and_items(make_client, redis_url):
-    client = make_client(api_key=KEY)
+    client = make_client(signed_in=False, api_key=KEY)
     assert client.get("/metrics").status_code == 401
     assert client.get("/metrics", headers={"X-API-Key": "wrong"}).status_code == 401
 
@@ -96,7 +96,7 @@ def test_gateway_metrics_need_the_key_and_cover_routes_queue_and_items(make_clie
 
 def test_gateway_metrics_include_the_embedder_and_every_shard_with_the_request_id(make_client, tmp_path,
                                                                                   log_lines):
-    client = make_client(api_key=KEY)
+    client = make_client(signed_in=False, api_key=KEY)
     gateway = client.app.state.gateway
     # The embedder's and the shard's apps (their lifespans not run: no model) behind the gateway's clients.
     settings = Settings(data_dir=tmp_path / "services", redis_url=gateway.settings.redis_url)

@@ -29,6 +29,8 @@ BOUNDARY = "limits-5b2e"
 MULTIPART = {"Content-Type": f"multipart/form-data; boundary={BOUNDARY}"}
 MB = 1024**2
 MAX_GROWTH = 50 * MB
+API_KEY = "limits-static-key"
+SIGNED_IN = {"X-API-Key": API_KEY}  # the limits hold for users too; strangers are refused before any body
 
 
 def part(name: str, content: bytes, filename: str | None = None, extra_headers: str = "") -> bytes:
@@ -66,10 +68,12 @@ def test_a_json_body_over_its_limit_is_413_by_length_or_by_count_and_one_within_
         assert_413(reply, "the request body is larger than the limit of 4096 bytes", "MEDIASEARCH_MAX_JSON_BYTES")
         assert reply.headers["connection"] == "close"
         assert reply.headers["x-content-type-options"] == "nosniff"  # the other middleware still wrap it
-    # Any route, even one that takes no body, and before the API key is looked at.
-    keyed = make_client(max_json_bytes=4096, api_key="k" * 32)
-    assert_413(keyed.post("/jobs/x/cancel", content=b"x" * 5000), "MEDIASEARCH_MAX_JSON_BYTES")
-    assert keyed.post("/jobs/x/cancel").status_code == 401
+    # Any route, even one that takes no body; a stranger's body within the limit is never read: 401 first.
+    assert_413(client.post("/jobs/x/cancel", content=b"x" * 5000), "MEDIASEARCH_MAX_JSON_BYTES")
+    stranger = make_client(signed_in=False, max_json_bytes=4096)
+    assert_413(stranger.post("/jobs/x/cancel", content=b"x" * 5000), "MEDIASEARCH_MAX_JSON_BYTES")
+    refused = stranger.post("/jobs/x/cancel", content=b"{not json")
+    assert refused.status_code == 401 and refused.headers["connection"] == "close"
 
 
 def test_uploads_are_bounded_by_the_upload_total_not_the_json_limit(make_client):
@@ -152,7 +156,7 @@ def gateway(tmp_path_factory, redis_url) -> Gateway:
                 "MEDIASEARCH_EMBEDDER_URL": f"http://127.0.0.1:{free_port()}",
                 "MEDIASEARCH_INDEX_URLS": f"http://127.0.0.1:{free_port()}",
                 "MEDIASEARCH_MAX_QUERY_IMAGE_BYTES": str(MB),
-                "MEDIASEARCH_DISK_RESERVE_BYTES": "0"})
+                "MEDIASEARCH_DISK_RESERVE_BYTES": "0", "MEDIASEARCH_API_KEY": API_KEY})
     with open(home / "gateway.log", "wb") as log:  # run where no .env is: only these settings apply
         process = subprocess.Popen([sys.executable, "-m", "services.gateway"], cwd=home, env=env, stdout=log,
                                    stderr=subprocess.STDOUT)
@@ -167,8 +171,9 @@ def gateway(tmp_path_factory, redis_url) -> Gateway:
         wait_for(answers, 60, interval=0.1, message="the gateway to start")
         running = Gateway(process, port)
         # Warm up what a first request loads (JSON and multipart parsing), so it is not counted as growth.
-        httpx.post(f"{running.url}/media/delete", json={"media_ids": [1]}, timeout=30)
-        httpx.post(f"{running.url}/uploads", content=multipart(part("folder", b"x")), headers=MULTIPART, timeout=30)
+        httpx.post(f"{running.url}/media/delete", json={"media_ids": [1]}, headers=SIGNED_IN, timeout=30)
+        httpx.post(f"{running.url}/uploads", content=multipart(part("folder", b"x")), headers={**MULTIPART, **SIGNED_IN},
+                   timeout=30)
         yield running
     finally:
         process.terminate()
@@ -195,7 +200,7 @@ class Counted:
 
 
 def request_head(path: str, headers: dict[str, str], method: str = "POST") -> bytes:
-    lines = "".join(f"{name}: {value}\r\n" for name, value in {"Host": "127.0.0.1", **headers}.items())
+    lines = "".join(f"{name}: {value}\r\n" for name, value in {"Host": "127.0.0.1", **SIGNED_IN, **headers}.items())
     return f"{method} {path} HTTP/1.1\r\n{lines}\r\n".encode()
 
 
@@ -222,7 +227,7 @@ def raw_request(port: int, *pieces: bytes | Iterable[bytes]) -> tuple[int, dict]
 def test_a_4gb_json_body_is_413_with_flat_memory_chunked_or_declared(gateway):
     body = Counted(4 * 1024**3)
     reply, growth = gateway.grows(lambda: httpx.post(f"{gateway.url}/media/delete", content=body, timeout=120,
-                                                     headers={"Content-Type": "application/json"}))
+                                                     headers={"Content-Type": "application/json", **SIGNED_IN}))
     assert_413(reply, "MEDIASEARCH_MAX_JSON_BYTES")
     print(body)
     assert growth["VmHWM"] < MAX_GROWTH and body.sent < 256 * MB, (growth, body)
@@ -234,11 +239,23 @@ def test_a_4gb_json_body_is_413_with_flat_memory_chunked_or_declared(gateway):
     assert growth["VmHWM"] < MAX_GROWTH, growth
 
 
+def test_a_strangers_4gb_body_is_401_before_a_byte_of_it_is_read(gateway):
+    body = Counted(4 * 1024**3)
+    reply, growth = gateway.grows(lambda: httpx.post(f"{gateway.url}/media/delete", content=body, timeout=120,
+                                                     headers={"Content-Type": "application/json"}))
+    assert reply.status_code == 401 and "sign in" in reply.json()["detail"], reply.text
+    print(body)
+    assert growth["VmHWM"] < MAX_GROWTH and body.sent < 64 * MB, (growth, body)
+    malformed = httpx.post(f"{gateway.url}/media/delete", content=b"{not json", timeout=30,
+                           headers={"Content-Type": "application/json", "X-API-Key": "wrong"})
+    assert malformed.status_code == 401, malformed.text  # who asks is settled before the body is parsed
+
+
 def test_a_million_tiny_form_fields_are_413_with_flat_memory(gateway):
     fields = b"".join(part(f"f{n:07d}", b"x") for n in range(10_000))  # 10,000 fields a piece
     body = Counted(100 * len(fields), piece=fields)
-    reply, growth = gateway.grows(lambda: httpx.post(f"{gateway.url}/uploads", content=body, headers=MULTIPART,
-                                                     timeout=120))
+    reply, growth = gateway.grows(lambda: httpx.post(f"{gateway.url}/uploads", content=body,
+                                                     headers={**MULTIPART, **SIGNED_IN}, timeout=120))
     assert_413(reply, "too many form fields")
     print(body)
     assert growth["VmHWM"] < MAX_GROWTH and body.sent < body.total, (growth, body)
@@ -248,7 +265,7 @@ def test_an_image_query_over_its_cap_is_413_before_it_is_spooled(gateway):
     head = f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="file"; filename="q.jpg"\r\n\r\n'.encode()
     body = Counted(256 * MB, head=head)
     reply, growth = gateway.grows(lambda: httpx.post(f"{gateway.url}/search/image", content=body,
-                                                     headers=MULTIPART, timeout=120))
+                                                     headers={**MULTIPART, **SIGNED_IN}, timeout=120))
     assert_413(reply, f"the query image is larger than the limit of {MB} bytes")
     # The gateway read little more than the cap: what the client got rid of is at most that and the
     # sockets' buffers, far from the whole body.

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 
+from services.gateway import auth
 from services.gateway.routers.deps import GatewayDep
 from services.gateway.routers.paging import Limit, Offset
 from shared.organise import views
@@ -45,9 +46,10 @@ def rename_collection(collection_id: int, body: CollectionRename, gateway: Gatew
 
 
 @router.delete("/{collection_id}", status_code=204, response_class=Response)
-def delete_collection(collection_id: int, gateway: GatewayDep) -> Response:
+def delete_collection(collection_id: int, request: Request, gateway: GatewayDep) -> Response:
     """Forget the collection; its media stay in the library."""
     views.delete_collection(gateway.catalog(), collection_id)
+    auth.record(request, "collection deleted", f"collection {collection_id}")
     return Response(status_code=204)
 
 

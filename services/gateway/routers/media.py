@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse
 
-from services.gateway import media
+from services.gateway import auth, media
 from services.gateway.media import StoredFile
 from services.gateway.routers.deps import GatewayDep
 from services.gateway.state import Gateway
@@ -13,17 +14,15 @@ from shared.schemas import ErrorBody, MediaBulkDeleted, MediaDeleted, MediaIds, 
 
 router = APIRouter(tags=["media"], responses={404: {"model": ErrorBody}})
 
-IMMUTABLE = "max-age=31536000, immutable"
+IMMUTABLE = "private, max-age=31536000, immutable"  # private: only for signed-in users, so no shared cache
 _JPEG = {200: {"content": {"image/jpeg": {}}}, 304: {"description": "Not modified (If-None-Match)"}}
 _RANGED = {206: {"description": "Partial content (HTTP Range)"}, 416: {"description": "Range not satisfiable"}}
 
 
 def immutable_file(request: Request, gateway: Gateway, file: StoredFile) -> Response:
-    """A content-addressed file with long caching; 304 when the client already has it; Range honoured.
-    Behind an API key, shared caches must not keep copies."""
+    """A content-addressed file with long caching; 304 when the client already has it; Range honoured."""
     etag = f'"{file.path.name}"'
-    private = gateway.settings.api_key is not None
-    headers = {"Cache-Control": f"{'private' if private else 'public'}, {IMMUTABLE}", "ETag": etag}
+    headers = {"Cache-Control": IMMUTABLE, "ETag": etag}
     if etag in request.headers.get("if-none-match", ""):
         return Response(status_code=304, headers=headers)
     return FileResponse(file.path, media_type=file.media_type, headers=headers, filename=file.filename,
@@ -59,13 +58,22 @@ def get_video(media_id: int, request: Request, gateway: GatewayDep) -> Response:
 
 
 @router.delete("/media/{media_id}", response_model=MediaDeleted)
-async def delete_media(media_id: int, gateway: GatewayDep) -> MediaDeleted:
+async def delete_media(media_id: int, request: Request, gateway: GatewayDep) -> MediaDeleted:
     """Remove a photo or video: from the catalog, from every index shard (tombstones) and from disk."""
-    return await media.delete_media(gateway, media_id)
+    deleted = await media.delete_media(gateway, media_id)
+    await run_in_threadpool(auth.record, request, "media deleted", f"media {media_id}")
+    return deleted
 
 
 @router.post("/media/delete", response_model=MediaBulkDeleted, responses={422: {"model": ErrorBody}})
-async def delete_media_items(body: MediaIds, gateway: GatewayDep) -> MediaBulkDeleted:
+async def delete_media_items(body: MediaIds, request: Request, gateway: GatewayDep) -> MediaBulkDeleted:
     """Remove several photos or videos: files, frames, vectors (tombstoned in every shard) and catalog rows.
     An unknown id fails the whole request with 404 before anything is deleted."""
-    return await media.delete_media_items(gateway, body.media_ids)
+    deleted = await media.delete_media_items(gateway, body.media_ids)
+    await run_in_threadpool(auth.record, request, "media deleted", media_list(body.media_ids),
+                            f"{len(body.media_ids)} items")
+    return deleted
+
+
+def media_list(ids: list[int], shown: int = 50) -> str:
+    return "media " + ", ".join(map(str, ids[:shown])) + (" ..." if len(ids) > shown else "")
