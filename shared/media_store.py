@@ -7,12 +7,14 @@ build a path.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
+
+from shared.durable import fsync_dir, make_dirs
+from shared.safe_open import OpenedFile
 
 MAX_NAME_BYTES = 1024
 MAX_NAME_PART_BYTES = 255
@@ -51,23 +53,27 @@ class MediaStore:
             os.replace(tmp, path)
         return path
 
-    def adopt(self, source: Path, relative: str, move: bool) -> Path:
-        """Put a file at ``relative``: moved (an upload we own) or copied (a file of the user's)."""
+    def adopt(self, source: OpenedFile, relative: str, link: bool) -> Path:
+        """Put the open file ``source`` at ``relative``: linked (an upload we own; its name in the uploads
+        folder is removed later) or copied (a file of the user's). Contents and name are fsynced before it
+        returns, so a catalog that says "indexed" afterwards never outlives the file in a power cut. A file
+        already there has the same content (names are content addressed) and is kept."""
         target = self.resolve(relative)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if target.exists():
-            if move:
-                source.unlink(missing_ok=True)
-            return target
-        tmp = target.with_name(_temporary_name(target.name))
-        if move:
-            os.replace(source, target)
-        else:
+        make_dirs(target.parent)
+        if not target.exists():
+            tmp = target.with_name(_temporary_name(target.name))
             with _removed_on_failure(tmp):
-                with open(source, "rb") as src, open(tmp, "wb") as dst:
-                    while chunk := src.read(1 << 20):
-                        dst.write(chunk)
+                if link:
+                    os.fsync(source.fd)
+                    _link(source, tmp)
+                else:
+                    with open(tmp, "wb") as copy:
+                        for chunk in source.chunks():
+                            copy.write(chunk)
+                        copy.flush()
+                        os.fsync(copy.fileno())
                 os.replace(tmp, target)
+        fsync_dir(target.parent)
         return target
 
     def remove(self, relatives: list[str]) -> None:
@@ -88,18 +94,20 @@ def _removed_on_failure(tmp: Path) -> Iterator[None]:
         raise
 
 
+def _link(source: OpenedFile, name: Path) -> None:
+    """Another name for the open file itself, not for whatever its first name leads to now: linkat(2) with
+    AT_SYMLINK_FOLLOW on its descriptor path (os.link takes that route only given a folder descriptor)."""
+    folder = os.open(name.parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.link(source.path, name.name, dst_dir_fd=folder, follow_symlinks=True)
+    finally:
+        os.close(folder)
+
+
 def _temporary_name(name: str) -> str:
     """A hidden name beside the target that no other writer uses, not even a thread of this process
     writing the same content (the same file uploaded twice in one folder)."""
     return f".{name}.{os.getpid()}.{uuid.uuid4().hex[:12]}.tmp"
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def clean_relative_name(name: str) -> str:

@@ -96,8 +96,8 @@ class Stack:
             redis_dir.mkdir(parents=True, exist_ok=True)
             self.services.append(Service("redis", [
                 find_redis_server(), "--port", str(s.redis_port), "--bind", "127.0.0.1", "--dir", str(redis_dir),
-                "--appendonly", "yes", "--save", "", "--protected-mode", "yes", "-"], environ,
-                stdin=f"requirepass {_redis_config_string(password)}\n"))
+                "--appendonly", "yes", "--aof-load-truncated", "yes", "--save", "", "--protected-mode", "yes", "-"],
+                environ, stdin=f"requirepass {_redis_config_string(password)}\n"))
         self.services.append(Service("embedder", [python, "-m", "services.embedder"], environ,
                                      f"http://{s.embedder_host}:{s.embedder_port}/health", internal))
         for shard_id, url in enumerate(s.index_urls):

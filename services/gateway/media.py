@@ -1,7 +1,8 @@
 """Media files and metadata: which stored file serves a frame, thumbnail or original, and deletion.
 
 Stored files are content addressed (their names are the SHA-256 of the original), so a file served
-for an id never changes (the media router sends it with a year of immutable caching).
+for an id never changes (the media router sends it with a year of immutable caching). Only regular files
+under the media folder are served, checked on the opened file (stored_path).
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ import anyio
 from services.gateway.state import Gateway
 from shared import catalog
 from shared.errors import NotFound, missing_ids_message
-from shared.media_store import UnsafeNameError
+from shared.media_store import MediaStore, UnsafeNameError
+from shared.safe_open import OutsideRoots, RefusedFile, open_beneath
 from shared.schemas import (
     FrameInfo,
     MediaBulkDeleted,
@@ -53,13 +55,16 @@ def media_row(gateway: Gateway, media_id: int) -> sqlite3.Row:
 
 
 def stored_path(gateway: Gateway, relative: str) -> Path:
+    """The real path of a stored file, checked on the file itself (open, then its descriptor's real path):
+    a regular file under the media folder, so that no symlink leads a client to the catalog, the secrets
+    or anything outside the data volume."""
     try:
-        path = gateway.store.resolve(relative)
-    except UnsafeNameError as exc:
+        with open_beneath(gateway.store.resolve(relative), [gateway.settings.media_dir]) as stored:
+            return Path(stored.real_path)
+    except (UnsafeNameError, OutsideRoots) as exc:
         raise NotFound("file not available") from exc
-    if not path.is_file():
-        raise NotFound("the file is missing from the data volume")
-    return path
+    except RefusedFile as exc:
+        raise NotFound("the file is missing from the data volume") from exc
 
 
 def frame_file(gateway: Gateway, frame_id: int) -> StoredFile:
@@ -111,12 +116,12 @@ async def delete_media(gateway: Gateway, media_id: int) -> MediaDeleted:
 
 async def delete_media_items(gateway: Gateway, media_ids: list[int]) -> MediaBulkDeleted:
     """Forget media items: catalog rows first (so they leave results at once), then their vector rows
-    (frames and pooled video vectors) in every index shard, then their files. An unknown id is NotFound
-    and nothing is deleted. A shard that cannot be told makes the answer ``partial`` (the next worker
-    start tombstones the rows there)."""
+    (frames and pooled video vectors) in every index shard, then their files (remove_files). An unknown id
+    is NotFound and nothing is deleted. A shard that cannot be told makes the answer ``partial`` (the next
+    worker start tombstones the rows there)."""
     media_ids = list(dict.fromkeys(media_ids))
 
-    def remove_from_catalog() -> tuple[list[int], list[tuple[int, tuple[list[int], list[str]]]]]:
+    def remove_from_catalog() -> tuple[list[int], list[tuple[int, catalog.DeletedMedia]]]:
         conn = gateway.catalog()
         missing = catalog.missing_media(conn, media_ids)
         if missing:
@@ -127,10 +132,20 @@ async def delete_media_items(gateway: Gateway, media_ids: list[int]) -> MediaBul
     missing, removed = await anyio.to_thread.run_sync(remove_from_catalog)
     if missing:
         raise NotFound(f"{missing_ids_message('media', missing)}; nothing was deleted")
-    rows = [row for _, (media_rows, _) in removed for row in media_rows]
+    rows = [row for _, deleted in removed for row in deleted.rows]
     partial = bool(rows) and (await gateway.shards.delete(rows)).partial
-    await anyio.to_thread.run_sync(gateway.store.remove, [path for _, (_, paths) in removed for path in paths])
+    await anyio.to_thread.run_sync(lambda: remove_files(gateway.catalog(), gateway.store,
+                                                        [deleted for _, deleted in removed]))
     return MediaBulkDeleted(
-        deleted=[MediaDeleted(id=media_id, rows=len(media_rows), partial=partial)
-                 for media_id, (media_rows, _) in removed],
+        deleted=[MediaDeleted(id=media_id, rows=len(deleted.rows), partial=partial) for media_id, deleted in removed],
         rows=len(rows), partial=partial)
+
+
+def remove_files(conn: sqlite3.Connection, store: MediaStore, deleted: list[catalog.DeletedMedia]) -> None:
+    """Remove the files of deleted media, except those that belong to media of the same content ingested
+    again since (names are content addressed): decided and done under the catalog's write lock, which the
+    ingest worker holds while it checks that its staged files are there and records them (pipeline.py), so
+    a re-upload of the same bytes racing a delete never loses its files."""
+    with catalog.transaction(conn):
+        again = catalog.stored_shas(conn, (media.sha256 for media in deleted))
+        store.remove([path for media in deleted if media.sha256 not in again for path in media.paths])

@@ -33,6 +33,7 @@ log = logging.getLogger("mediasearch.index")
 
 GRAPH_FILE = "graph.hnsw"
 DELETED_FILE = "deleted.rows"
+DELETED_RECORD_BYTES = 8  # one int64 row
 
 
 def warm_up_kernels() -> None:
@@ -160,11 +161,19 @@ class Shard:
         return len(owned)
 
     def _read_deleted(self) -> set[int]:
+        """The rows deleted so far. A torn last write (a crash mid-append: never acknowledged) is cut off,
+        so that the next append starts on a whole record instead of shifting every row after it."""
         path = self.state_dir / DELETED_FILE
         if not path.exists():
             return set()
         data = path.read_bytes()
-        whole = len(data) - len(data) % 8  # a torn last write was never acknowledged
+        whole = len(data) - len(data) % DELETED_RECORD_BYTES
+        if whole < len(data):
+            log.warning("%s: cut off a torn last record (%d of %d bytes) left by a crash while it was written",
+                        path, len(data) - whole, DELETED_RECORD_BYTES)
+            with open(path, "r+b") as handle:
+                handle.truncate(whole)
+                os.fsync(handle.fileno())
         return set(np.frombuffer(data[:whole], dtype=np.int64).tolist())
 
     # -- persistence -------------------------------------------------------------------------------

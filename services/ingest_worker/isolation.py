@@ -16,6 +16,7 @@ from __future__ import annotations
 import ctypes
 import multiprocessing
 import multiprocessing.forkserver
+import multiprocessing.reduction
 import os
 import signal
 import time
@@ -29,6 +30,22 @@ _MP.set_forkserver_preload(["services.ingest_worker.isolation", "services.ingest
                             *(f"PIL.{name}ImagePlugin" for name in ("Jpeg", "Png", "Gif", "WebP", "Bmp", "Tiff"))])
 _PR_SET_PDEATHSIG = 1
 _CRASH_SIGNALS = (signal.SIGSEGV, signal.SIGBUS, signal.SIGILL, signal.SIGFPE, signal.SIGABRT)
+
+
+class Descriptor:
+    """An open file handed to the child: it crosses as a duplicate descriptor that the fork server passes
+    on (SCM_RIGHTS), so the child reads the very file the worker opened and checked, never its path again.
+    The child may keep it open: it ends with the child."""
+
+    def __init__(self, fd: int):
+        self.fd = fd
+
+    def __reduce__(self):
+        return _received, (multiprocessing.reduction.DupFd(self.fd),)
+
+
+def _received(duplicate) -> Descriptor:
+    return Descriptor(duplicate.detach())
 
 
 class ChildDied(Exception):

@@ -3,8 +3,20 @@ media and frames in the catalog, have the frames embedded, and settle the item's
 
 Every step can be repeated: a redelivered task for a finished item does nothing, and a media row whose
 frames are not all embedded yet is finished by the next attempt instead of being created twice. The
-order matters for that: frame files are written first, then the media and frame rows (with the item
-pointing at them) in one transaction, then the original is moved into place, then the frames are embedded.
+order matters for that, and for a power cut: frame files are written and synced first, then the media and
+frame rows (with the item pointing at them) in one transaction, then the original is linked (an upload)
+or copied (a library file) into place and fsynced with its folder, then the frames are embedded, and only
+then is the media marked indexed.
+
+The item's file is opened once, beneath the uploads folder or an ingest root (shared/safe_open.py), and
+sniffed, hashed, decoded (the child gets the descriptor) and copied from that one descriptor: a symlink
+swapped in meanwhile cannot bring in a file from outside.
+
+A delete of media with the same content may race an item (the files are named by content). The gateway
+removes files only under the catalog's write lock and only if no media holds their content again; the
+item checks under that lock that its staged files are still there as it records them, and records a match
+with stored media only while that media still exists; otherwise it is tried again (TransientFault) and
+its copy stored anew.
 
 An item starts only through its claim (catalog.claim_item): a task delivered while a live worker runs the
 item does nothing, and each start counts an attempt. Decoding runs in a child process of its own with a
@@ -26,7 +38,6 @@ import os
 import random
 import socket
 import sqlite3
-import stat
 import time
 import uuid
 from collections.abc import Callable
@@ -37,22 +48,25 @@ from typing import TypeVar
 import httpx
 
 from services.ingest_worker import plugins, staging
-from services.ingest_worker.isolation import ChildDied, run_isolated
+from services.ingest_worker.isolation import ChildDied, Descriptor, run_isolated
 from services.ingest_worker.sniff import SNIFF_BYTES, BadInput, MediaType, sniff
 from services.ingest_worker.staging import StagedMedia
 from shared import catalog, logs
 from shared.clients import EmbedderClient, IndexShards, UpstreamError
-from shared.durable import DISK_FULL, ensure_room, is_disk_full
+from shared.durable import DISK_FULL, ensure_room, is_disk_full, sync_filesystem
 from shared.errors import InsufficientStorage
-from shared.media_store import MediaStore, UnsafeNameError, sha256_file
+from shared.media_store import MediaStore, UnsafeNameError
 from shared.organise.upkeep import file_ingested
 from shared.reconcile import adopt_committed_rows
+from shared.safe_open import OpenedFile, OutsideRoots, RefusedFile, open_beneath
 from shared.settings import Settings
 
 log = logging.getLogger("mediasearch.ingest")
 
 T = TypeVar("T")
 INDEX_CATCH_UP_WAIT_S = 10.0
+OUTSIDE_INGEST_ROOTS = "the file is outside the configured ingest roots"
+MATCH_DELETED = "the stored media with the same content was deleted meanwhile: storing this copy anew"
 
 
 class TransientFault(Exception):
@@ -115,6 +129,7 @@ class ItemOutcome:
     status: str  # a terminal item state
     reason: str | None = None
     media_id: int | None = None
+    matched: bool = False  # media_id names media stored before this item (a duplicate, or one it finished)
 
 
 def ingest_item(item_id: int, ctx: IngestContext) -> ItemOutcome | None:
@@ -153,7 +168,7 @@ def ingest_item(item_id: int, ctx: IngestContext) -> ItemOutcome | None:
                     outcome = ItemOutcome("failed", str(exc))
                 except ChildDied as death:
                     outcome = _after_death(item, ctx, death)  # or AttemptDied, raised
-            catalog.set_item(conn, item_id, outcome.status, outcome.reason, outcome.media_id)
+            _settle(item_id, outcome, ctx)
             file_ingested(conn, item, outcome.status, outcome.media_id, ctx.settings)  # its collection and album
             _discard_upload(item, ctx)
             log.info("item %s (%s): %s%s", item_id, item["file"], outcome.status,
@@ -170,6 +185,16 @@ def ingest_item(item_id: int, ctx: IngestContext) -> ItemOutcome | None:
             if _is_transient(exc):
                 raise TransientFault(f"{type(exc).__name__}: {exc}") from exc
             return _fail_unexpectedly(item_id, ctx, exc)
+
+
+def _settle(item_id: int, outcome: ItemOutcome, ctx: IngestContext) -> None:
+    """Record an item's outcome. One that names media stored before this item is recorded only while that
+    media is still there (in the same transaction): had it been deleted since it was matched, this copy of
+    the same bytes would be stored nowhere, so the item is tried again and stored anew."""
+    with catalog.transaction(ctx.conn):
+        if outcome.matched and catalog.get_media(ctx.conn, outcome.media_id) is None:
+            raise TransientFault(MATCH_DELETED)
+        catalog.set_item(ctx.conn, item_id, outcome.status, outcome.reason, outcome.media_id)
 
 
 def wait_for_retry(item_id: int, ctx: IngestContext, reason: str, counted: bool = False) -> None:
@@ -208,33 +233,37 @@ def _process(item: sqlite3.Row, ctx: IngestContext) -> ItemOutcome:
             _keep_original(media, item, ctx)
             _finish(media, ctx, resumed=True)
             return ItemOutcome("indexed", None, media["id"])
-    source = _source_path(item, ctx)
-    media_type, size = _inspect(source, ctx.settings)
-    sha256 = sha256_file(source)
-    existing = catalog.media_by_sha(conn, sha256)
-    if existing is None:
-        try:
-            media_id = _create_media(item, source, media_type, size, sha256, ctx)
-        except sqlite3.IntegrityError:
-            existing = catalog.media_by_sha(conn, sha256)  # another worker recorded the same content first
-            if existing is None:
-                raise
-    if existing is not None:
-        if existing["status"] == "indexed" or not catalog.claim_media(conn, item["id"], existing["id"]):
-            return ItemOutcome("duplicate", f"same content as {existing['name']!r}", existing["id"])
-        media_id = existing["id"]  # left unfinished by an earlier job: finish it instead of duplicating it
-    media = catalog.get_media(conn, media_id)
-    _keep_original(media, item, ctx, source)
+    with _open_source(item, ctx) as source:
+        media_type = _inspect(source, ctx.settings)
+        sha256 = source.sha256()
+        existing = catalog.media_by_sha(conn, sha256)
+        if existing is None:
+            try:
+                media_id = _create_media(item, source, media_type, sha256, ctx)
+            except sqlite3.IntegrityError:
+                existing = catalog.media_by_sha(conn, sha256)  # another worker recorded the same content first
+                if existing is None:
+                    raise
+        if existing is not None:
+            if existing["status"] == "indexed" or not catalog.claim_media(conn, item["id"], existing["id"]):
+                return ItemOutcome("duplicate", f"same content as {existing['name']!r}", existing["id"],
+                                   matched=True)
+            media_id = existing["id"]  # left unfinished by an earlier job: finish it instead of duplicating it
+        media = existing if existing is not None else catalog.get_media(conn, media_id)
+        if media is None:  # its owner deleted it the moment it was recorded
+            raise BadInput("deleted while it was being ingested")
+        _keep_original(media, item, ctx, source)
     _finish(media, ctx, resumed=existing is not None)
-    return ItemOutcome("indexed", None, media_id)
+    return ItemOutcome("indexed", None, media_id, matched=existing is not None)
 
 
 def _is_upload(item: sqlite3.Row) -> bool:
     return not os.path.isabs(item["stored_path"])
 
 
-def _source_path(item: sqlite3.Row, ctx: IngestContext) -> Path:
-    """Where the item's bytes wait: an upload under the data dir, or a file under an ingest root."""
+def _open_source(item: sqlite3.Row, ctx: IngestContext) -> OpenedFile:
+    """The item's bytes, opened once beneath where they wait: an upload under the uploads folder, or a
+    file under an ingest root (a symlink swapped in since the folder was listed is refused)."""
     stored = item["stored_path"]
     if not stored:
         raise BadInput("the file was not received")
@@ -244,49 +273,37 @@ def _source_path(item: sqlite3.Row, ctx: IngestContext) -> Path:
             path = ctx.store.resolve(stored)
         except UnsafeNameError as exc:
             raise BadInput(str(exc)) from None
-        if not path.is_relative_to(settings.uploads_dir.resolve()):
-            raise BadInput("the stored upload is outside the uploads folder")
-        return path
-    path = Path(stored)
-    real = path.resolve()
-    if not any(real.is_relative_to(root.resolve()) for root in settings.ingest_roots):
-        raise BadInput("the file is outside the configured ingest roots")
-    return path
-
-
-def _inspect(source: Path, settings: Settings) -> tuple[MediaType, int]:
-    """The file's real media type and size; BadInput for anything that is not a readable media file."""
+        roots, outside = [settings.uploads_dir], "the stored upload is outside the uploads folder"
+    else:
+        path, roots, outside = Path(stored), settings.ingest_roots, OUTSIDE_INGEST_ROOTS
     try:
-        info = os.stat(source)
-    except FileNotFoundError:
-        if source.is_symlink():
-            raise BadInput("unreadable: a symbolic link whose target does not exist") from None
-        raise BadInput("file not found (it was removed before it could be ingested)") from None
-    except OSError as exc:
-        raise BadInput(f"unreadable: {exc.strerror or exc}") from None
-    if stat.S_ISDIR(info.st_mode):
-        raise BadInput("unreadable: a folder, not a file")
-    if not stat.S_ISREG(info.st_mode):
-        raise BadInput("unreadable: not a regular file (a device, pipe or socket)")
-    if info.st_size == 0:
+        return open_beneath(path, roots)
+    except OutsideRoots:
+        raise BadInput(outside) from None
+    except RefusedFile as exc:
+        raise BadInput(str(exc)) from None
+
+
+def _inspect(source: OpenedFile, settings: Settings) -> MediaType:
+    """The file's real media type; BadInput for anything that is not a readable media file."""
+    if source.size == 0:
         raise BadInput("empty file")
-    if info.st_size > settings.max_file_bytes:
-        raise BadInput(f"file too large: {info.st_size} bytes, over the limit of {settings.max_file_bytes}")
+    if source.size > settings.max_file_bytes:
+        raise BadInput(f"file too large: {source.size} bytes, over the limit of {settings.max_file_bytes}")
     try:
-        with open(source, "rb") as handle:
-            head = handle.read(SNIFF_BYTES)
+        head = source.read_at(0, SNIFF_BYTES)
     except OSError as exc:
         raise BadInput(f"unreadable: {exc.strerror or exc}") from None
-    return plugins.sniff_plugin(head, plugins.load(settings.decoder_plugins)) or sniff(head), info.st_size
+    return plugins.sniff_plugin(head, plugins.load(settings.decoder_plugins)) or sniff(head)
 
 
-def _create_media(item: sqlite3.Row, source: Path, media_type: MediaType, size: int, sha256: str,
+def _create_media(item: sqlite3.Row, source: OpenedFile, media_type: MediaType, sha256: str,
                   ctx: IngestContext) -> int:
-    settings = ctx.settings
-    # room for the copied original (an upload is moved, not copied) and its frames, over the reserve
+    settings, size = ctx.settings, source.size
+    # room for the copied original (an upload is linked, not copied) and its frames, over the reserve
     ensure_room(settings.data_path, 0 if _is_upload(item) else size, settings.disk_reserve_bytes, repr(item["file"]))
     try:
-        staged: StagedMedia = run_isolated(staging.stage, (source, media_type, sha256, settings),
+        staged: StagedMedia = run_isolated(staging.stage, (Descriptor(source.fd), media_type, sha256, settings),
                                            lambda duration: staging.time_limit(settings, size, duration))
     except ChildDied:
         staging.discard_partial(ctx.store, sha256)
@@ -295,8 +312,14 @@ def _create_media(item: sqlite3.Row, source: Path, media_type: MediaType, size: 
         if is_disk_full(exc):
             staging.discard_partial(ctx.store, sha256)
         raise
+    sync_filesystem(ctx.store.root)  # the frames and thumbnails outlive a power cut before rows name them
     conn = ctx.conn
     with catalog.transaction(conn):
+        # Under the catalog's write lock, as a delete removes files (gateway/media.py): one of the same
+        # content deleted while these were staged took their names with it. Staged again next time.
+        if not all(ctx.store.resolve(path).is_file() for frame in staged.frames
+                   for path in (frame.path, frame.thumb_path)):
+            raise TransientFault("the same content was being deleted while this copy was decoded")
         near = (catalog.find_near_duplicate(conn, staged.phash, ctx.settings.phash_max_distance, media_type.kind)
                 if staged.phash else None)
         media_id = catalog.insert_media(
@@ -311,17 +334,19 @@ def _create_media(item: sqlite3.Row, source: Path, media_type: MediaType, size: 
     return media_id
 
 
-def _keep_original(media: sqlite3.Row, item: sqlite3.Row, ctx: IngestContext, source: Path | None = None) -> None:
-    """Put the original in the media store: an upload is moved there, a user's file is copied."""
-    if source is None:
-        try:
-            source = _source_path(item, ctx)
-        except BadInput:
-            source = None
-    if source is not None and source.is_file():
-        ctx.store.adopt(source, media["path"], move=_is_upload(item))
-    elif not ctx.store.resolve(media["path"]).exists():
-        raise BadInput("the original file is gone (it was removed while being ingested)")
+def _keep_original(media: sqlite3.Row, item: sqlite3.Row, ctx: IngestContext,
+                   source: OpenedFile | None = None) -> None:
+    """Put the original in the media store, durably: an upload is linked there, a user's file is copied.
+    A resumed attempt (no ``source``) opens the item's file again if it is still there."""
+    if source is not None:
+        ctx.store.adopt(source, media["path"], link=_is_upload(item))
+        return
+    try:
+        with _open_source(item, ctx) as reopened:
+            ctx.store.adopt(reopened, media["path"], link=_is_upload(item))
+    except BadInput:
+        if not ctx.store.resolve(media["path"]).exists():
+            raise BadInput("the original file is gone (it was removed while being ingested)") from None
 
 
 def _finish(media: sqlite3.Row, ctx: IngestContext, resumed: bool = False) -> None:

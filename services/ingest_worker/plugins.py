@@ -22,7 +22,8 @@ from services.ingest_worker.sniff import MediaType
 class DecoderPlugin:
     media_type: MediaType  # kind "image"; its mime names the plugin, its extension the stored original
     magic: bytes  # the first bytes of every file of this type (at most sniff.SNIFF_BYTES)
-    # (path, max_pixels, max_side) -> the picture as displayed, any size or mode; raises sniff.BadInput
+    # (path, max_pixels, max_side) -> the picture as displayed, any size or mode; raises sniff.BadInput.
+    # The path names the open file (/proc/self/fd/N): open it, and judge nothing by its name.
     decode: Callable[[Path, int, int], Image.Image]
 
 

@@ -4,6 +4,7 @@ process of its own for each file (isolation.py), under a hard time limit scaled 
 
 Frames are written atomically to the media store under content-addressed names, so a killed attempt
 leaves at most temporary files (``discard_partial``) and the next attempt writes the same names again.
+They are not fsynced one by one: the worker syncs the file system once before their rows are recorded.
 Nothing here touches the catalog.
 """
 
@@ -17,9 +18,11 @@ from PIL import Image
 
 from services.ingest_worker import plugins
 from services.ingest_worker.images import DecodedImage, decode_image, encode_jpeg, fit, perceptual_hash
+from services.ingest_worker.isolation import Descriptor
 from services.ingest_worker.sniff import BadInput, MediaType
 from services.ingest_worker.video import SamplingPolicy, sample_video
 from shared.media_store import MediaStore
+from shared.safe_open import descriptor_path
 from shared.settings import Settings
 
 
@@ -57,17 +60,19 @@ def time_limit(settings: Settings, size: int, duration: float | None = None) -> 
     return min(limit, settings.ingest_time_limit_max_s)
 
 
-def stage(source: Path, media_type: MediaType, sha256: str, settings: Settings,
+def stage(source: Descriptor, media_type: MediaType, sha256: str, settings: Settings,
           on_duration: Callable[[float], None] | None = None) -> StagedMedia:
-    """Decode ``source`` and write its frames and thumbnails; ``on_duration`` hears a video's length as
-    soon as its container tells it (the time limit grows with it). Raises BadInput for unusable files."""
+    """Decode the open file ``source`` and write its frames and thumbnails; ``on_duration`` hears a video's
+    length as soon as its container tells it (the time limit grows with it). Raises BadInput for unusable
+    files. Decoders read it by its descriptor path (/proc/self/fd/N), never by its name."""
     store = MediaStore(settings.data_path)
+    path = Path(descriptor_path(source.fd))
     if media_type.kind == "image":
-        decoded = _decode_image(source, media_type, settings)
+        decoded = _decode_image(path, media_type, settings)
         return StagedMedia(decoded.width, decoded.height, phash=perceptual_hash(decoded.frame),
                            frames=[_store_frame(decoded.frame, sha256, 0, None, store, settings)])
     frames: list[StagedFrame] = []
-    info = sample_video(source, sampling_policy(settings),
+    info = sample_video(path, sampling_policy(settings),
                         lambda image, timestamp: frames.append(
                             _store_frame(image, sha256, len(frames), timestamp, store, settings)),
                         on_duration=on_duration)

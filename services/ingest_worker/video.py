@@ -16,6 +16,7 @@ import numpy as np
 from PIL import Image
 
 from services.ingest_worker.sniff import BadInput
+from shared.safe_open import passed_fds
 
 _HIST_SIDE = 160  # frames are compared at this width: plenty for a colour histogram, and cheap
 _HIST_BINS = [16, 16, 8]
@@ -72,7 +73,7 @@ def probe_duration(path: Path) -> float | None:
     try:
         out = subprocess.run([ffprobe, "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0",
                               str(path)], check=False, capture_output=True, text=True, timeout=30,
-                             stdin=subprocess.DEVNULL).stdout
+                             stdin=subprocess.DEVNULL, pass_fds=passed_fds(path)).stdout
         return float(out.strip())
     except (subprocess.TimeoutExpired, ValueError):
         return None
@@ -104,7 +105,7 @@ def transcoded_for_opencv(path: Path, timeout_s: float):
             done = subprocess.run(
                 [ffmpeg, "-nostdin", "-v", "error", "-i", str(path), "-map", "0:v:0", "-an", "-sn", "-dn",
                  "-fps_mode", "passthrough", "-c:v", "mjpeg", "-q:v", "3", str(target)],
-                check=False, capture_output=True, text=True, timeout=timeout_s)
+                check=False, capture_output=True, text=True, timeout=timeout_s, pass_fds=passed_fds(path))
         except subprocess.TimeoutExpired as exc:
             raise BadInput(f"video could not be converted for decoding within {timeout_s:.0f} s") from exc
         if done.returncode != 0 or not target.exists():

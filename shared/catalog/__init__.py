@@ -96,6 +96,7 @@ from shared.catalog.jobs import (
     waiting_items,
 )
 from shared.catalog.media import (
+    DeletedMedia,
     FrameRow,
     LibraryCounts,
     MediaKind,
@@ -120,6 +121,7 @@ from shared.catalog.media import (
     phash_distance,
     set_frame_rows,
     set_video_row,
+    stored_shas,
     video_row,
 )
 from shared.catalog.migrations import SCHEMA_VERSION, STEPS, Step, connect, migrate, user_version
@@ -136,7 +138,7 @@ from shared.catalog.vector_rows import (
 
 __all__ = [
     "LIVE_ITEM_STATES", "MAX_LISTED_ERRORS", "SCHEMA_VERSION", "STEPS", "TERMINAL_ITEM_STATES", "WORKER_GONE",
-    "Claim", "ClaimResult", "ClusterMediaRow", "ClusterRow", "CollectionRow", "FailedFile", "FrameHit", "FrameRow", "ItemRow",
+    "Claim", "ClaimResult", "ClusterMediaRow", "ClusterRow", "CollectionRow", "DeletedMedia", "FailedFile", "FrameHit", "FrameRow", "ItemRow",
     "ItemStatus", "JobItemRow", "JobRow", "JobStatus", "JobSummary", "LibraryCounts", "MediaKind", "MediaRow",
     "MediaStatus", "MediaWithCover", "NearDuplicateGroup", "Step", "UploadAliasRow", "add_cluster_member",
     "add_to_collection", "adopt_rows", "cancel_job", "claim_item", "claim_media", "cluster_covers", "cluster_media",
@@ -150,6 +152,6 @@ __all__ = [
     "media_vector_rows", "merge_cluster_into", "migrate", "missing_media", "near_duplicates", "new_job_id",
     "phash_distance", "recent_job_ids", "release_item", "remove_from_collection", "rename_cluster", "rename_collection",
     "rows_matching", "set_cluster_centroid", "set_cluster_label", "set_frame_rows", "set_item",
-    "set_member_similarities", "set_state", "set_video_row", "transaction", "unclustered_media", "unembedded",
+    "set_member_similarities", "set_state", "set_video_row", "stored_shas", "transaction", "unclustered_media", "unembedded",
     "upload_aliases", "user_version", "video_row", "waiting_items",
 ]

@@ -6,8 +6,10 @@ import itertools
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from typing import TypeVar
 
 _savepoint_names = itertools.count()
+T = TypeVar("T")
 
 
 @contextmanager
@@ -61,7 +63,7 @@ def marks(values: Sequence) -> str:
 IN_CHUNK = 900  # ids per "IN (...)"; SQLite allows 999 variables in a statement by default
 
 
-def chunks(ids: list[int]) -> Iterator[list[int]]:
+def chunks(ids: list[T]) -> Iterator[list[T]]:
     """``ids`` in lists short enough for one ``IN (...)`` (SQLite limits the variables of one statement)."""
     for start in range(0, len(ids), IN_CHUNK):
         yield ids[start:start + IN_CHUNK]

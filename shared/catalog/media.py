@@ -11,7 +11,7 @@ import sqlite3
 import time
 from collections.abc import Iterable
 from enum import StrEnum
-from typing import TypedDict, cast
+from typing import NamedTuple, TypedDict, cast
 
 from shared.catalog.core import chunks, marks, transaction
 
@@ -106,8 +106,14 @@ def mark_media_indexed(conn: sqlite3.Connection, media_id: int) -> None:
     conn.execute("UPDATE media SET status=? WHERE id=?", (MediaStatus.INDEXED, media_id))
 
 
-def delete_media(conn: sqlite3.Connection, media_id: int) -> tuple[list[int], list[str]] | None:
-    """Remove a media item and its frames; returns the vector rows and file paths to remove."""
+class DeletedMedia(NamedTuple):
+    rows: list[int]    # its vector rows (frames and a video's pooled vector), to tombstone in the index
+    paths: list[str]   # its files: the original, frames and thumbnails
+    sha256: str        # the content they are named by (see stored_shas)
+
+
+def delete_media(conn: sqlite3.Connection, media_id: int) -> DeletedMedia | None:
+    """Remove a media item and its frames; returns what to remove elsewhere (None: no such item)."""
     with transaction(conn):
         media = get_media(conn, media_id)
         if media is None:
@@ -119,7 +125,14 @@ def delete_media(conn: sqlite3.Connection, media_id: int) -> tuple[list[int], li
     if pooled is not None:
         rows.append(pooled)
     paths = [media["path"]] + [p for f in frames for p in (f["path"], f["thumb_path"])]
-    return rows, paths
+    return DeletedMedia(rows, paths, media["sha256"])
+
+
+def stored_shas(conn: sqlite3.Connection, shas: Iterable[str]) -> set[str]:
+    """Which of ``shas`` a media row holds. Its files are named by its content, so the files of deleted
+    media with one of these are another item's now (the same bytes ingested again): not to be removed."""
+    return {row[0] for chunk in chunks(list(set(shas)))
+            for row in conn.execute(f"SELECT sha256 FROM media WHERE sha256 IN ({marks(chunk)})", chunk)}
 
 
 def counts(conn: sqlite3.Connection) -> LibraryCounts:

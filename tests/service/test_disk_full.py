@@ -22,6 +22,7 @@ from shared import durable
 from shared.durable import disk_usage, is_disk_full
 from shared.media_store import MediaStore
 from shared.organise import views
+from shared.safe_open import open_beneath
 from tests.service.test_request_limits import MULTIPART, chunks, multipart, part
 
 PHOTO_BYTES = b"x" * 600_000
@@ -157,9 +158,10 @@ def test_the_media_store_leaves_no_half_written_file_on_a_full_disk(tiny_volume,
     big = b"x" * (2 * 1024**2)
     source = tmp_path / "big.jpg"
     source.write_bytes(big)
-    for write in (lambda: store.write_atomic("media/frame.jpg", big),
-                  lambda: store.adopt(source, "media/original.jpg", move=False)):
-        with pytest.raises(OSError) as full:
-            write()
-        assert is_disk_full(full.value)
-        assert left_in(tiny_volume) == []
+    with open_beneath(source, [tmp_path]) as opened:
+        for write in (lambda: store.write_atomic("media/frame.jpg", big),
+                      lambda: store.adopt(opened, "media/original.jpg", link=False)):
+            with pytest.raises(OSError) as full:
+                write()
+            assert is_disk_full(full.value)
+            assert left_in(tiny_volume) == []

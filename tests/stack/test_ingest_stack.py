@@ -172,7 +172,7 @@ def test_the_same_folder_twice_adds_no_rows(stack, ctx):
     assert {row["file"]: row["media_id"] for row in items_of(ctx.conn, second["id"]).values()} == originals
 
 
-def test_an_upload_is_moved_into_the_store_and_duplicates_in_it_are_dropped(stack, ctx):
+def test_an_upload_is_linked_into_the_store_and_duplicates_in_it_are_dropped(stack, ctx):
     data = photo_bytes(30)
     job_id = stack.upload([("trip/a.jpg", data), ("trip/same-as-a.jpg", data), ("trip/b.jpg", photo_bytes(31))])
     job = stack.wait_job(job_id)

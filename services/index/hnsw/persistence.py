@@ -39,6 +39,7 @@ raise ``IndexFileError``.
 
 from __future__ import annotations
 
+import logging
 import os
 import struct
 import zlib
@@ -48,6 +49,8 @@ from pathlib import Path
 import numpy as np
 
 from shared.durable import fsync_dir
+
+_log = logging.getLogger("mediasearch.index")
 
 SNAPSHOT_MAGIC = b"HNSWSNAP"
 LOG_MAGIC = b"HNSWLOG\0"
@@ -304,7 +307,10 @@ class WriteAheadLog:
         """Continue an existing log, cutting off a torn tail past ``valid_length``."""
         log = cls(path, params, fsync)
         log._fd = os.open(log.path, os.O_WRONLY | os.O_APPEND)
-        if os.fstat(log._fd).st_size != valid_length:
+        size = os.fstat(log._fd).st_size
+        if size != valid_length:
+            _log.warning("%s: cut off a torn last record (%d bytes) left by a crash while it was written",
+                         log.path, size - valid_length)
             os.ftruncate(log._fd, valid_length)
             os.fsync(log._fd)
         return log
