@@ -1,21 +1,6 @@
-// The gateway's public HTTP API, as the page uses it. Every request carries the API key (header
-// X-API-Key) when one is set. The browser cannot add headers to <img>, <video> or EventSource
-// requests, so startSession() trades the key for an HttpOnly cookie that the server accepts for reads.
-
-const API_KEY_STORAGE = "mediasearch.apiKey";
-
-export function getApiKey() {
-  try {
-    return localStorage.getItem(API_KEY_STORAGE) || "";
-  } catch {
-    return "";
-  }
-}
-
-export function setApiKey(key) {
-  if (key) localStorage.setItem(API_KEY_STORAGE, key);
-  else localStorage.removeItem(API_KEY_STORAGE);
-}
+// The gateway's public HTTP API, as the page uses it. Signing in sets an HttpOnly session cookie,
+// and the browser sends it with every same-origin request (fetch, XMLHttpRequest, <img>, <video>,
+// EventSource): the page itself never sees or stores a secret.
 
 export class ApiError extends Error {
   /** status 0 means the server could not be reached at all. */
@@ -25,12 +10,26 @@ export class ApiError extends Error {
     this.status = status;
   }
 
+  /** Not signed in (or no longer): the answer is to sign in, not to try again. */
   get unauthorized() {
-    return this.status === 401 || this.status === 403;
+    return this.status === 401;
   }
 }
 
 export const UNREACHABLE = "Cannot reach the mediasearch server. Check that it is running, then try again.";
+export const SIGN_IN_FIRST = "Sign in first.";
+
+// Called when a signed-in request is answered 401: the session ended (it expired, or this account
+// signed out or was removed elsewhere). app.js shows the sign-in form.
+let signedOutHandler = () => {};
+
+export function onSignedOut(handler) {
+  signedOutHandler = handler;
+}
+
+function noticeSignedOut(status, anonymous) {
+  if (status === 401 && !anonymous) signedOutHandler();
+}
 
 /** Absolute URL for an API path (paths from the API start with "/"; ours are relative to the page). */
 export function apiUrl(path, params = {}) {
@@ -41,19 +40,16 @@ export function apiUrl(path, params = {}) {
   return url;
 }
 
-function authHeaders() {
-  const key = getApiKey();
-  return key ? { "X-API-Key": key } : {};
-}
-
 /**
  * A readable sentence for a failed request. The gateway answers every error with {"detail": "<sentence>"};
  * anything else (no body, or a proxy's page in front of it) gets a sentence from the status alone.
  */
 export function describeError(body, status, statusText = "") {
   if (body && typeof body.detail === "string" && body.detail) return body.detail;
-  if (status === 401 || status === 403) return "The server needs a valid API key (open Settings).";
+  if (status === 401) return SIGN_IN_FIRST;
+  if (status === 403) return "Your account is not allowed to do that.";
   if (status === 413) return "Too large for the server to accept.";
+  if (status === 429) return "Too many attempts. Wait a moment, then try again.";
   if (status >= 500) return `The server had a problem (HTTP ${status}). Try again in a moment.`;
   return `Request failed (HTTP ${status}${statusText ? ` ${statusText}` : ""}).`;
 }
@@ -71,35 +67,43 @@ async function readBody(response) {
   return parseJson(await response.text());
 }
 
-/** fetch + JSON + readable errors. Throws ApiError; an aborted request rethrows the AbortError. */
-export async function apiFetch(path, { method = "GET", params, body, signal } = {}) {
+/**
+ * fetch + JSON + readable errors. Throws ApiError; an aborted request rethrows the AbortError.
+ * anonymous: a request made while signed out (sign-in, setup, "who am I?"), whose 401 is an answer
+ * (wrong password, no session yet) rather than news that the session ended.
+ */
+export async function apiFetch(path, { method = "GET", params, body, signal, anonymous = false } = {}) {
   let response;
   try {
-    response = await fetch(apiUrl(path, params), { method, body, signal, headers: authHeaders() });
+    response = await fetch(apiUrl(path, params), { method, body, signal });
   } catch (error) {
     if (error.name === "AbortError") throw error;
     throw new ApiError(UNREACHABLE, 0);
   }
   const data = await readBody(response);
-  if (!response.ok) throw new ApiError(describeError(data, response.status, response.statusText), response.status);
+  if (!response.ok) {
+    noticeSignedOut(response.status, anonymous);
+    throw new ApiError(describeError(data, response.status, response.statusText), response.status);
+  }
   return data;
-}
-
-/** With an API key set, get the media cookie; without one there is nothing to do. */
-export async function startSession() {
-  if (getApiKey()) await apiFetch("session", { method: "POST" });
 }
 
 /** The health document even when the gateway answers 503 (degraded still has a body). */
 export async function fetchHealth() {
   let response;
   try {
-    response = await fetch(apiUrl("health"), { headers: authHeaders(), cache: "no-store" });
+    response = await fetch(apiUrl("health"), { cache: "no-store" });
   } catch {
     throw new ApiError(UNREACHABLE, 0);
   }
   const data = await readBody(response);
   if (data && Array.isArray(data.services)) return data;
+  // Without a session the gateway says only whether it is up ({"status": ...}): the session is gone.
+  const signedOut = response.status === 401 || (data && typeof data.status === "string");
+  if (signedOut) {
+    noticeSignedOut(401, false);
+    throw new ApiError(SIGN_IN_FIRST, 401);
+  }
   throw new ApiError(describeError(data, response.status, response.statusText), response.status);
 }
 
@@ -115,14 +119,16 @@ export function uploadFiles(entries, { folder, onProgress } = {}) {
 
   const promise = new Promise((resolve, reject) => {
     xhr.open("POST", apiUrl("uploads"));
-    for (const [name, value] of Object.entries(authHeaders())) xhr.setRequestHeader(name, value);
     xhr.upload.addEventListener("progress", (event) => {
       if (event.lengthComputable && onProgress) onProgress(event.loaded, event.total);
     });
     xhr.addEventListener("load", () => {
       const data = parseJson(xhr.responseText);
       if (xhr.status >= 200 && xhr.status < 300 && data && data.job_id) resolve(data);
-      else reject(new ApiError(describeError(data, xhr.status, xhr.statusText), xhr.status));
+      else {
+        noticeSignedOut(xhr.status, false);
+        reject(new ApiError(describeError(data, xhr.status, xhr.statusText), xhr.status));
+      }
     });
     xhr.addEventListener("error", () => reject(new ApiError(UNREACHABLE, 0)));
     xhr.addEventListener("abort", () => reject(new DOMException("Upload cancelled", "AbortError")));

@@ -1,6 +1,8 @@
-// Entry point: wires the page's parts together.
+// Entry point: wires the page's parts together, and shows them once someone is signed in.
 
-import { getApiKey, setApiKey, startSession } from "./api.js";
+import { AccountDialog } from "./account.js";
+import { onSignedOut } from "./api.js";
+import { AuthScreen, inviteToken, whoAmI } from "./auth.js";
 import { Banners, HealthMonitor } from "./health.js";
 import { JobsPanel } from "./jobs.js";
 import { Preview } from "./preview.js";
@@ -18,15 +20,15 @@ const notify = (text) => banners.set("notice", { tone: "warning", text });
 const preview = new Preview({ onSimilar: (result) => search.moreLike(result) });
 const search = new Search({
   onOpen: (index) => preview.open(search.results, index, document.activeElement),
-  openSettings,
   // A failed search may mean a part of the service went down: let the banners say which.
-  onFailure: () => health.check(),
+  onFailure: (error) => {
+    if (!error.unauthorized) health.check();
+  },
 });
 
 const health = new HealthMonitor({
   banners,
   stats: $("library-stats"),
-  openSettings,
   onHealth: (state) => search.setLibraryEmpty(state.media === 0),
 });
 
@@ -63,7 +65,8 @@ for (const input of [$("folder-input"), $("files-input")]) {
 const overlay = $("drop-overlay");
 const dropZone = $("drop-zone");
 let dragDepth = 0;
-const carriesFiles = (event) => Array.from(event.dataTransfer?.types || []).includes("Files");
+// Signed out, a drop does nothing: the sign-in form is all there is.
+const carriesFiles = (event) => Boolean(account) && Array.from(event.dataTransfer?.types || []).includes("Files");
 
 window.addEventListener("dragenter", (event) => {
   if (!carriesFiles(event)) return;
@@ -102,22 +105,7 @@ function hideOverlay() {
   dropZone.classList.remove("over");
 }
 
-// -- settings ------------------------------------------------------------------------------------
-const settings = $("settings");
-function openSettings() {
-  $("api-key-input").value = getApiKey();
-  settings.showModal();
-  $("api-key-input").focus();
-}
-$("settings-button").addEventListener("click", openSettings);
-$("settings-cancel").addEventListener("click", () => settings.close());
-$("settings-form").addEventListener("submit", async () => {
-  setApiKey($("api-key-input").value.trim());
-  await connect();
-  search.refresh();
-});
-
-// -- start ---------------------------------------------------------------------------------------
+// -- start, and signing in and out ---------------------------------------------------------------
 async function loadJobs() {
   try {
     await jobs.load();
@@ -127,27 +115,60 @@ async function loadJobs() {
   }
 }
 
-/** Exchange the API key for the media cookie, then load what needs it. */
-async function connect() {
-  try {
-    await startSession();
-    banners.clear("auth");
-  } catch (error) {
-    if (error.unauthorized) {
-      banners.set("auth", {
-        tone: "warning", title: "The API key was not accepted.", text: error.message,
-        action: { label: "Open settings", run: openSettings },
-      });
-    }
-  }
+let account = null; // the signed-in account ({id, username, role}), null while signed out
+let started = false;
+
+const auth = new AuthScreen($("auth-screen"), { onSignedIn: enter });
+const accountDialog = new AccountDialog($("account"), { onSignedOut: () => leave("You signed out.") });
+$("account-button").addEventListener("click", () => accountDialog.open(account));
+
+/** Show the app to a signed-in account: the first time builds it, later ones (after a sign-in again) refresh it. */
+function enter(me) {
+  account = me;
+  auth.hide();
+  $("account-name").textContent = me.username;
+  $("app").hidden = false;
   health.check();
-  await loadJobs();
+  loadJobs();
+  if (started) {
+    search.refresh();
+    return;
+  }
+  started = true;
+  // Before the first search: it rewrites the URL, and the view to open is in its #hash.
+  startViews([
+    { id: "albums", label: "Albums", create: (section) => new AlbumsView(section) },
+    { id: "duplicates", label: "Duplicates", create: (section) => new DuplicatesView(section, { onDeleted: () => health.check() }) },
+  ]);
+  search.run();
 }
 
-// Before the first search: it rewrites the URL, and the view to open is in its #hash.
-startViews([
-  { id: "albums", label: "Albums", create: (section) => new AlbumsView(section) },
-  { id: "duplicates", label: "Duplicates", create: (section) => new DuplicatesView(section, { onDeleted: () => health.check() }) },
-]);
-connect();
-search.run();
+/** Back to the sign-in form: after signing out, or when a request finds the session gone. */
+function leave(notice) {
+  if (!account) return; // several requests can find out at once
+  const { username } = account;
+  account = null;
+  health.stop();
+  hideOverlay();
+  for (const dialog of document.querySelectorAll("dialog[open]")) dialog.close();
+  $("app").hidden = true;
+  auth.open({ notice, username });
+}
+
+onSignedOut(() => leave("Your session has ended (it expired, or you signed out elsewhere). Sign in again."));
+
+async function start() {
+  let me;
+  try {
+    me = await whoAmI();
+  } catch (error) {
+    auth.problem(error, start);
+    return;
+  }
+  const invite = inviteToken();
+  if (invite) auth.invite(invite, me);
+  else if (me) enter(me);
+  else auth.open();
+}
+
+start();

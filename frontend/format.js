@@ -44,6 +44,11 @@ export function formatAge(epochSeconds, now = Date.now() / 1000) {
   return new Date(epochSeconds * 1000).toLocaleDateString();
 }
 
+/** A date and time in the reader's locale, e.g. "3/14/2025, 9:26:53 AM". */
+export function formatDateTime(epochSeconds) {
+  return new Date(Number(epochSeconds) * 1000).toLocaleString();
+}
+
 /** Create an element with attributes, properties and children in one call. */
 export function el(tag, props = {}, ...children) {
   const node = document.createElement(tag);

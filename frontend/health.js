@@ -1,5 +1,5 @@
 // Banners at the top of the page, and the health check that feeds them: server unreachable,
-// services down, API key needed, and the loud warning when the model runs with random weights.
+// services down, and the loud warning when the model runs with random weights.
 
 import { fetchHealth } from "./api.js";
 import { el, formatCount, plural } from "./format.js";
@@ -35,11 +35,10 @@ export class Banners {
 }
 
 export class HealthMonitor {
-  constructor({ banners, stats, onHealth, openSettings }) {
+  constructor({ banners, stats, onHealth }) {
     this.banners = banners;
     this.stats = stats;
     this.onHealth = onHealth;
-    this.openSettings = openSettings;
     this.timer = null;
     this.last = null;
   }
@@ -55,20 +54,19 @@ export class HealthMonitor {
     } catch (error) {
       this.last = null;
       this.stats.textContent = "";
-      if (error.unauthorized) {
-        this.banners.set("auth", {
-          tone: "warning", title: "API key needed.", text: error.message,
-          action: { label: "Open settings", run: this.openSettings },
-        });
-      } else {
-        this.banners.clear("services"); // says nothing while the gateway itself is out of reach
-        this.banners.set("unreachable", {
-          tone: "danger", title: "Service unavailable.", text: `${error.message} Retrying every ${CHECK_EVERY_MS / 1000} s.`,
-          action: { label: "Retry now", run: () => this.check() },
-        });
-      }
+      // Signed out: the sign-in form is on screen now, and signing in starts the checks again.
+      if (error.unauthorized) return;
+      this.banners.clear("services"); // says nothing while the gateway itself is out of reach
+      this.banners.set("unreachable", {
+        tone: "danger", title: "Service unavailable.", text: `${error.message} Retrying every ${CHECK_EVERY_MS / 1000} s.`,
+        action: { label: "Retry now", run: () => this.check() },
+      });
     }
     this.timer = setTimeout(() => this.check(), CHECK_EVERY_MS);
+  }
+
+  stop() {
+    clearTimeout(this.timer);
   }
 
   render(health) {

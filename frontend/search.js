@@ -11,9 +11,8 @@ const $ = (id) => document.getElementById(id);
 const baseName = (path) => path.split("/").pop() || path;
 
 export class Search {
-  constructor({ onOpen, openSettings, onFailure }) {
+  constructor({ onOpen, onFailure }) {
     this.onOpen = onOpen;
-    this.openSettings = openSettings;
     this.onFailure = onFailure;
     this.form = $("search-form");
     this.input = $("search-input");
@@ -349,9 +348,7 @@ export class Search {
     this.message.replaceChildren(
       el("h2", {}, error.status === 0 ? "The server is not answering" : "Search failed"),
       el("p", { role: "alert" }, error.message),
-      error.unauthorized
-        ? el("button", { type: "button", class: "button", onclick: this.openSettings }, "Open settings")
-        : el("button", { type: "button", class: "button", onclick: () => this.run(this.lastRun || {}) }, "Try again"));
+      el("button", { type: "button", class: "button", onclick: () => this.run(this.lastRun || {}) }, "Try again"));
   }
 
   clearFilters() {

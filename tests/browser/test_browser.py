@@ -1,7 +1,8 @@
 """The web UI in a real headless Chromium against the real stack: folder upload with live job
 progress and per-file errors, text search, the video preview starting at the matched moment,
 search by a dropped image, "more like this", filters, keyboard use, narrow screens, and what a
-person sees when parts of the service are down. Screenshots go to test-output/screenshots/."""
+person sees when parts of the service are down. Every page is signed in as the owner (pages.py); the
+account pages themselves are in test_accounts_browser.py. Screenshots go to test-output/screenshots/."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.browser.pages import close_page, open_page, shot
-from tests.conftest import RunningStack, running_stack
+from tests.conftest import RunningStack
 from tests.samples import PHOTOS, VIDEOS, ffmpeg
 
 PHOTO_NAMES = ["n02099601_golden_retriever.JPEG", "n03888257_parachute.JPEG", "n09428293_seashore.JPEG"]
@@ -35,7 +36,7 @@ class Library:
 
 @pytest.fixture
 def page(browser, live_stack) -> Page:
-    page = open_page(browser, live_stack.url)
+    page = open_page(browser, live_stack)
     yield page
     close_page(page)
 
@@ -64,7 +65,7 @@ def make_media_folder(root: Path) -> Path:
 def library(browser, live_stack: RunningStack, tmp_path_factory) -> Library:
     """A folder uploaded through the page's folder picker and indexed to the end."""
     folder = make_media_folder(tmp_path_factory.mktemp("browser-upload"))
-    page = open_page(browser, live_stack.url)
+    page = open_page(browser, live_stack)
     requests: list[str] = []
     page.on("request", lambda request: requests.append(request.url))
     with page.expect_response(lambda r: r.url.endswith("/uploads") and r.request.method == "POST") as upload:
@@ -280,7 +281,7 @@ def test_keyboard_only_search_preview_and_focus_trap(page: Page, library: Librar
 
 
 def test_narrow_screen_has_one_column_and_no_sideways_scrolling(browser, live_stack, library: Library):
-    page = open_page(browser, live_stack.url, width=390, height=844)
+    page = open_page(browser, live_stack, width=390, height=844)
     try:
         run_search(page, "a dog", folder=library.folder)
         assert page.evaluate("document.documentElement.scrollWidth <= document.documentElement.clientWidth")
@@ -352,40 +353,8 @@ def test_dropped_folder_is_walked_with_relative_paths(page: Page):
                       "paths": ["album/a.jpg", "album/b.png", "album/2024/c.mp4", "album/.DS_Store"]}
 
 
-def test_api_key_from_settings_unlocks_search_uploads_and_media(browser, tiny_clip_dir, tmp_path, request):
-    with running_stack(tmp_path, tiny_clip_dir, request.node.name, MEDIASEARCH_API_KEY="let-me-in") as secured:
-        page = open_page(browser, secured.url)
-        try:
-            page.fill("#search-input", "a dog")
-            message = page.locator("#results-message")
-            expect(message).to_contain_text("API key")
-            message.get_by_role("button", name="Open settings").click()
-            settings = page.locator("dialog#settings")
-            expect(settings).to_be_visible()
-            expect(page.locator("#api-key-input")).to_be_focused()
-            page.keyboard.type("let-me-in")
-            with page.expect_response(lambda r: r.url.endswith("/session")) as session:
-                page.keyboard.press("Enter")
-            assert session.value.status == 204
-            expect(settings).to_be_hidden()
-            expect(message).to_contain_text("No matches")
-
-            photo = tmp_path / "golden.jpg"
-            photo.write_bytes((PHOTOS / PHOTO_NAMES[0]).read_bytes())
-            with page.expect_response(lambda r: r.url.endswith("/uploads")) as upload:
-                page.set_input_files("#files-input", photo)
-            assert upload.value.status == 202, upload.value.text()
-            job = page.locator(f'.job[data-job-id="{upload.value.json()["job_id"]}"]')
-            expect(job.locator(".status-badge")).to_have_text("Done", timeout=INDEXING_TIMEOUT_MS)
-            # The open search runs again when new media are indexed; its thumbnail loads with the cookie.
-            expect(page.locator("#results .result")).to_have_count(1)
-            page.wait_for_function("() => document.querySelector('#results img').naturalWidth > 0")
-        finally:
-            close_page(page)
-
-
 def test_empty_library_and_services_down_are_explained(browser, fresh_stack: RunningStack):
-    page = open_page(browser, fresh_stack.url)
+    page = open_page(browser, fresh_stack)
     try:
         expect(page.locator("#results-message")).to_contain_text("Your library is empty")
         shot(page, "11-empty-library")

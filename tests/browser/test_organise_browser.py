@@ -31,7 +31,7 @@ def holiday(stack) -> Holiday:
 @pytest.fixture
 def page(browser, stack) -> Page:
     expect.set_options(timeout=UI_TIMEOUT_MS)  # several test stacks may share the machine's two cores
-    page = open_page(browser, stack.url)
+    page = open_page(browser, stack)
     yield page
     close_page(page)
     expect.set_options(timeout=5_000)
@@ -112,7 +112,7 @@ def test_duplicates_view_shows_copies_side_by_side_and_deletes_the_extras(page: 
 
 
 def test_library_views_fit_a_narrow_screen(browser, stack: RunningStack, holiday: Holiday):
-    page = open_page(browser, stack.url, width=390, height=844)
+    page = open_page(browser, stack, width=390, height=844)
     try:
         for view in ("albums", "duplicates"):
             page.get_by_role("link", name=view.capitalize()).click()
