@@ -31,13 +31,16 @@ sys.path.insert(0, str(REPO))
 from shared import catalog
 from shared.internal_auth import INTERNAL_SECRET_HEADER, internal_secret
 from shared.vectors import VectorStore
-from tests.conftest import stack_env
+from tests.conftest import TEST_API_KEY, stack_env  # the stack's static key: the clients are signed in
 from tests.samples import PHOTOS
 from tools.stack import Stack
 
 RESULTS = REPO / "bench" / "results"
 WORDS = ["dog", "cat", "beach", "mountain", "car", "city", "night", "snow", "forest", "river", "bird", "boat",
          "child", "cake", "bicycle", "train", "flower", "street", "kitchen", "concert"]
+
+
+SIGNED_IN = {"X-API-Key": TEST_API_KEY}
 
 
 def clip_like_vectors(n: int, dim: int, seed: int = 0) -> np.ndarray:
@@ -97,7 +100,7 @@ async def run_clients(url: str, clients: int, seconds: float, k: int) -> tuple[l
             spans.append(timing)
 
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(base_url=url, timeout=60, limits=limits) as http:
+    async with httpx.AsyncClient(base_url=url, timeout=60, limits=limits, headers=SIGNED_IN) as http:
         await asyncio.gather(*(client(http) for _ in range(clients)))
     return latencies, spans, errors
 

@@ -35,7 +35,7 @@ import numpy as np
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
-from tests.conftest import stack_env
+from tests.conftest import TEST_API_KEY, stack_env  # the stack's static key: the clients are signed in
 from tests.samples import PHOTOS
 from tests.tiny_clip import REAL_MODEL_DIR, make_tiny_clip_dir
 from tools.stack import Stack
@@ -44,6 +44,9 @@ RESULTS = REPO_ROOT / "bench" / "results" / "load.md"
 PLACES = ("in the snow", "at the beach", "in a city street", "on a table", "at night", "in the forest",
           "in the rain", "indoors", "from above", "close up")
 REQUEST_TIMEOUT_S = 120.0
+
+
+SIGNED_IN = {"X-API-Key": TEST_API_KEY}
 
 
 def queries() -> Iterator[str]:
@@ -91,7 +94,7 @@ async def search_clients(base_url: str, phase: Phase, phrases: Iterator[str]) ->
 
     started = time.monotonic()
     limits = httpx.Limits(max_connections=phase.clients, max_keepalive_connections=phase.clients)
-    async with httpx.AsyncClient(base_url=base_url, timeout=REQUEST_TIMEOUT_S, limits=limits) as http:
+    async with httpx.AsyncClient(base_url=base_url, timeout=REQUEST_TIMEOUT_S, limits=limits, headers=SIGNED_IN) as http:
         await asyncio.gather(*(client(http) for _ in range(phase.clients)))
     phase.elapsed = time.monotonic() - started
     return phase
@@ -135,7 +138,7 @@ def run(args: argparse.Namespace, work: Path) -> str:
     began = time.monotonic()
     stack.start(timeout=600)
     try:
-        http = httpx.Client(base_url=base_url, timeout=REQUEST_TIMEOUT_S)
+        http = httpx.Client(base_url=base_url, timeout=REQUEST_TIMEOUT_S, headers=SIGNED_IN)
         seeded = upload(http, seed, "seed")
         wait_until(lambda: job(http, seeded)["status"] == "done", 1800, "the seed photos to be indexed")
         health = http.get("/health").json()

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Smoke test of the Docker deployment (`make compose-smoke`): builds the images, starts the whole compose
-# stack with two ingest workers, uploads photos and a video through the gateway, waits for the job,
+# stack with two ingest workers, creates the owner account with the setup token from the gateway's log
+# (as README.md's first start says) and an API key, uploads photos and a video through the gateway, waits for the job,
 # searches, fetches a frame, restarts the embedder, searches again, and always removes the stack. On the way
 # it checks that Redis, the embedder and the index refuse callers without their password or secret.
 #
@@ -132,6 +133,24 @@ for url in ("http://index:8002/health", "http://embedder:8001/health"):
     assert call(url) == (200, {"ready": True}), url  # anonymous: up or not, nothing more
 PY
 
+step "first start: strangers get nothing; the owner is made with the setup token from the log"
+[ "$(curl -sS -o /dev/null -w '%{http_code}' "$BASE/jobs")" = 401 ] || fail "GET /jobs answers a stranger"
+[ "$(curl -sSf "$BASE/health")" = '{"status":"ok"}' ] || fail "anonymous /health says more than ok"
+[ "$(curl -sS -o /dev/null -w '%{http_code}' -H 'Host: rebound.example' "$BASE/health")" = 400 ] \
+  || fail "the gateway answers an unknown Host name"
+token=$(docker compose logs --no-color gateway | sed -n 's/.*create it with the setup token \([^ ]*\) .*/\1/p' | tail -1)
+[ -n "$token" ] || fail "no setup token in the gateway's log"
+[ "$(docker compose exec -T gateway stat -c %a /data/secrets/setup.token)" = 600 ] || fail "setup.token is not 0600"
+jar=$WORK/cookies
+curl -sSf -c "$jar" -H 'Content-Type: application/json' \
+  -d "{\"token\": \"$token\", \"username\": \"owner\", \"password\": \"smoke test password\"}" \
+  "$BASE/auth/setup" | jq -e '.role == "owner"' >/dev/null || fail "the setup token did not make the owner"
+KEY=$(curl -sSf -b "$jar" -H "Origin: $BASE" -H 'Content-Type: application/json' -d '{"name": "compose smoke"}' \
+  "$BASE/auth/api-keys" | jq -r .key)
+api() { curl -sSf -H "X-API-Key: $KEY" "$@"; }
+api "$BASE/auth/me" | jq -e '.username == "owner" and .via == "api_key"' >/dev/null || fail "the API key is not the owner's"
+step "owner and API key made"
+
 step "uploading photos and a video"
 photos=(n02085936_Maltese_dog n02099601_golden_retriever n02110185_Siberian_husky n01440764_tench n04285008_sports_car)
 parts=()
@@ -139,23 +158,23 @@ for name in "${photos[@]}"; do
   parts+=(-F "files=@$DATA/photos/imagenet-sample/$name.JPEG;filename=smoke/photos/$name.JPEG")
 done
 parts+=(-F "files=@$DATA/videos/asl_gestures/book.mkv;filename=smoke/videos/book.mkv")
-job=$(curl -sSf "${parts[@]}" "$BASE/uploads" | jq -r .job_id)
+job=$(api "${parts[@]}" "$BASE/uploads" | jq -r .job_id)
 step "job $job"
 
-job_finished() { curl -sSf "$BASE/jobs/$job" | jq -e '.status == "done" or .status == "failed"'; }
+job_finished() { api "$BASE/jobs/$job" | jq -e '.status == "done" or .status == "failed"'; }
 wait_for 600 "job $job finished" job_finished
-status=$(curl -sSf "$BASE/jobs/$job")
+status=$(api "$BASE/jobs/$job")
 echo "$status" | jq -c '{status, total, indexed, duplicates, failed, errors}'
 echo "$status" | jq -e --argjson n $((${#photos[@]} + 1)) \
   '.status == "done" and .total == $n and .failed == 0 and .indexed + .duplicates == $n' >/dev/null \
   || fail "job did not index every file"
 
-search_has_results() { curl -sSf "$BASE/search?q=$1&k=5" | jq -e '.results | length > 0'; }
+search_has_results() { api "$BASE/search?q=$1&k=5" | jq -e '.results | length > 0'; }
 wait_for 120 "search returns results" search_has_results a+dog
-curl -sSf "$BASE/search?q=a+dog&k=5" | jq -c '[.results[] | {name, kind, timestamp, similarity}]'
+api "$BASE/search?q=a+dog&k=5" | jq -c '[.results[] | {name, kind, timestamp, similarity}]'
 
-frame_url=$(curl -sSf "$BASE/search?q=a+dog&k=5" | jq -r '.results[0].frame_url')
-content_type=$(curl -sSf -o "$WORK/frame.jpg" -w '%{content_type}' "$BASE$frame_url")
+frame_url=$(api "$BASE/search?q=a+dog&k=5" | jq -r '.results[0].frame_url')
+content_type=$(api -o "$WORK/frame.jpg" -w '%{content_type}' "$BASE$frame_url")
 [ "$content_type" = image/jpeg ] || fail "$frame_url served $content_type"
 [ "$(head -c 2 "$WORK/frame.jpg" | od -An -tx1 | tr -d ' ')" = ffd8 ] || fail "$frame_url is not a JPEG"
 step "$frame_url serves a JPEG"

@@ -3,6 +3,8 @@ the gateway's address would otherwise be "same origin" with it. Such a request s
 in its Host header, so the gateway answers only Host names it knows:
 
 - any IP address (a page cannot rebind an address, only a name);
+- any name without a dot (``nas``, ``gateway`` in compose): public DNS has no such names, so no stranger's
+  page can be served from one;
 - ``localhost`` and ``*.localhost`` (browsers resolve them to loopback themselves);
 - this machine's own names (its host name, fully qualified name, and ``<name>.local`` for mDNS);
 - MEDIASEARCH_ALLOWED_HOSTS: exact names, ``.example.com`` for a domain and its subdomains, or ``*`` for any.
@@ -62,7 +64,7 @@ class AllowedHosts:
         name = hostname_of(host_header).rstrip(".")
         if not name:
             return False
-        return (self.any or is_ip_address(name) or name in self.names
+        return (self.any or is_ip_address(name) or "." not in name or name in self.names
                 or name.endswith(self.suffixes) or f".{name}" in self.suffixes)
 
 

@@ -94,7 +94,7 @@ class SearchLoad:
         self.thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
-        with httpx.Client(base_url=self.stack.url, timeout=30) as client:
+        with httpx.Client(base_url=self.stack.url, timeout=30, headers=self.stack.client.headers) as client:
             while not self.stop.is_set():
                 try:
                     outcome = str(client.get("/search", params={"q": "a dog", "k": 5}).status_code)

@@ -43,7 +43,8 @@ def test_the_name_in_a_host_header(header, name):
 
 def test_allowed_hosts_take_addresses_loopback_names_this_machine_and_the_setting():
     allowed = AllowedHosts(["photos.example.org", ".home.arpa"])
-    for host in ("10.1.2.3", "[fe80::1]:8000", "localhost", "x.localhost", "photos.example.org.", "nas.home.arpa"):
+    for host in ("10.1.2.3", "[fe80::1]:8000", "localhost", "x.localhost", "photos.example.org.", "nas.home.arpa",
+                 "gateway:8000", "nas"):
         assert allowed.allows(host), host
     for host in ("", "example.org", "evil-photos.example.org", "home.arpa.evil.example", "localhost.evil.example"):
         assert not allowed.allows(host), host
