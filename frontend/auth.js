@@ -74,37 +74,51 @@ export class AuthScreen {
       el("button", { type: "button", class: "button primary", onclick: retry }, "Try again"));
   }
 
-  setup() {
+  /**
+   * Username, password and the password again, then a submit button: the form of the setup and of an invitation.
+   * send(username, password) makes the account and resolves to it; onError(error, message, username) explains a refusal.
+   */
+  newAccountForm({ before = [], submitLabel, send, onError }) {
     const message = new FormMessage();
-    const token = field("Setup token", {
-      name: "token", required: true, autocomplete: "off",
-      hint: "It proves this server is yours. The gateway prints it in its log when it starts " +
-        "(with compose: docker compose logs gateway) and writes it to <data dir>/secrets/setup.token.",
-    });
     const username = field("Username", { name: "username", required: true, autocomplete: "username", ...USERNAME });
     const password = field("Password", { name: "password", required: true, ...NEW_PASSWORD, hint: "At least 8 characters." });
     const again = field("Password again", { name: "password-again", required: true, ...NEW_PASSWORD });
-    const submit = el("button", { type: "submit", class: "button primary" }, "Create owner account");
-    const form = el("form", { class: "auth-form" }, token.root, username.root, password.root, again.root, message.node,
-      el("div", { class: "button-row end" }, submit));
+    const submit = el("button", { type: "submit", class: "button primary" }, submitLabel);
+    const form = el("form", { class: "auth-form" }, ...before.map((f) => f.root), username.root, password.root,
+      again.root, message.node, el("div", { class: "button-row end" }, submit));
     form.addEventListener("submit", async (event) => {
       event.preventDefault();
       message.clear();
       if (!samePasswords(password.input, again.input, message)) return;
       try {
-        const me = await whileBusy(submit, "Creating…", () => apiFetch("auth/setup", {
-          method: "POST", anonymous: true,
-          body: jsonBody({ token: token.input.value.trim(), username: username.input.value, password: password.input.value }),
-        }));
-        this.onSignedIn(me);
+        this.onSignedIn(await whileBusy(submit, "Creating…", () => send(username.input.value, password.input.value)));
       } catch (error) {
+        onError(error, message, username);
+      }
+    });
+    return form;
+  }
+
+  setup() {
+    const token = field("Setup token", {
+      name: "token", required: true, autocomplete: "off",
+      hint: "It proves this server is yours. The gateway prints it in its log when it starts " +
+        "(with compose: docker compose logs gateway) and writes it to <data dir>/secrets/setup.token.",
+    });
+    const form = this.newAccountForm({
+      before: [token],
+      submitLabel: "Create owner account",
+      send: (username, password) => apiFetch("auth/setup", {
+        method: "POST", anonymous: true, body: jsonBody({ token: token.input.value.trim(), username, password }),
+      }),
+      onError: (error, message, username) => {
         if (error.status === 409) {
           this.signIn({ notice: "mediasearch is already set up. Sign in." });
           return;
         }
         message.show(error.message);
         (error.status === 401 ? token.input : username.input).focus();
-      }
+      },
     });
     this.render("Set up mediasearch",
       el("p", { class: "auth-intro" }, "Create the owner account. The owner can invite more people later; " +
@@ -141,36 +155,27 @@ export class AuthScreen {
       el("details", { class: "auth-help" },
         el("summary", {}, "Forgot your password?"),
         el("p", {}, "Whoever runs the server can set a new one there: ",
-          el("code", {}, "python -m tools.accounts reset-password <username>"),
-          " (with compose: ", el("code", {}, "docker compose exec gateway python -m tools.accounts reset-password <username>"),
+          el("code", {}, "python -m services.gateway.accounts_cli reset-password <username>"),
+          " (with compose: ", el("code", {}, "docker compose exec gateway python -m services.gateway.accounts_cli reset-password <username>"),
           ").")));
     if (known) password.input.focus();
   }
 
   /** The form behind an invitation link. me: the account this browser is already signed in with, if any. */
   invite(token, me = null) {
-    const message = new FormMessage();
-    const username = field("Username", { name: "username", required: true, autocomplete: "username", ...USERNAME });
-    const password = field("Password", { name: "password", required: true, ...NEW_PASSWORD, hint: "At least 8 characters." });
-    const again = field("Password again", { name: "password-again", required: true, ...NEW_PASSWORD });
-    const submit = el("button", { type: "submit", class: "button primary" }, "Create account");
-    const form = el("form", { class: "auth-form" }, username.root, password.root, again.root, message.node,
-      el("div", { class: "button-row end" }, submit));
-    form.addEventListener("submit", async (event) => {
-      event.preventDefault();
-      message.clear();
-      if (!samePasswords(password.input, again.input, message)) return;
-      try {
-        const account = await whileBusy(submit, "Creating…", () => apiFetch("auth/invitations/accept", {
-          method: "POST", anonymous: true,
-          body: jsonBody({ token, username: username.input.value, password: password.input.value }),
-        }));
+    const form = this.newAccountForm({
+      submitLabel: "Create account",
+      send: async (username, password) => {
+        const account = await apiFetch("auth/invitations/accept", {
+          method: "POST", anonymous: true, body: jsonBody({ token, username, password }),
+        });
         clearInvite();
-        this.onSignedIn(account);
-      } catch (error) {
+        return account;
+      },
+      onError: (error, message, username) => {
         message.show(error.message);
         username.input.focus();
-      }
+      },
     });
     const leave = me
       ? el("button", { type: "button", class: "button subtle", onclick: () => { clearInvite(); this.onSignedIn(me); } },

@@ -22,20 +22,9 @@ from shared.media_store import MediaStore
 from shared.settings import Settings
 from tests.conftest import free_port
 from tests.samples import PHOTOS
+from tests.stand_ins import StandInEmbedder
 
 PHOTO = (PHOTOS / "n01440764_tench.JPEG").read_bytes()
-
-
-class StandInEmbedder:
-    def __init__(self) -> None:
-        self.rows = 0
-
-    def embed_frames(self, items: list[tuple[int, str]]) -> list[int]:
-        first, self.rows = self.rows, self.rows + len(items)
-        return list(range(first, self.rows))
-
-    def close(self) -> None:
-        pass
 
 
 @pytest.fixture

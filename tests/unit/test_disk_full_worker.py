@@ -27,18 +27,7 @@ from shared.durable import DISK_FULL
 from shared.media_store import MediaStore
 from shared.settings import Settings
 from tests.conftest import free_port
-
-
-class StandInEmbedder:
-    def __init__(self) -> None:
-        self.rows = 0
-
-    def embed_frames(self, items: list[tuple[int, str]]) -> list[int]:
-        first, self.rows = self.rows, self.rows + len(items)
-        return list(range(first, self.rows))
-
-    def close(self) -> None:
-        pass
+from tests.stand_ins import StandInEmbedder
 
 
 @pytest.fixture

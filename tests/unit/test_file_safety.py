@@ -31,23 +31,12 @@ from shared.safe_open import OutsideRoots, RefusedFile, open_beneath, passed_fds
 from shared.settings import Settings
 from tests.conftest import free_port
 from tests.samples import PHOTOS, VIDEOS, jpeg
+from tests.stand_ins import StandInEmbedder
 
 PHOTO = (PHOTOS / "n01440764_tench.JPEG").read_bytes()  # 500 × 375
 PRIVATE = jpeg(Image.new("RGB", (64, 48), (10, 200, 30)))  # a file outside the roots
 VIDEO = VIDEOS / "asl_gestures" / "bird.mkv"
 OUTSIDE = "the file is outside the configured ingest roots"
-
-
-class StandInEmbedder:
-    def __init__(self) -> None:
-        self.rows = 0
-
-    def embed_frames(self, items: list[tuple[int, str]]) -> list[int]:
-        first, self.rows = self.rows, self.rows + len(items)
-        return list(range(first, self.rows))
-
-    def close(self) -> None:
-        pass
 
 
 @dataclass

@@ -1,0 +1,21 @@
+"""Stand-ins for the unit tier, where no service runs.
+
+``StandInEmbedder`` takes the place of the embedder in an IngestContext when a test is about what the
+worker does around embedding (staging, claims, a full disk, file safety): it hands out consecutive vector
+rows, as the embedder's append to the vectors store does, without a model. The service and stack tiers
+use the real embedder.
+"""
+
+from __future__ import annotations
+
+
+class StandInEmbedder:
+    def __init__(self) -> None:
+        self.rows = 0
+
+    def embed_frames(self, items: list[tuple[int, str]]) -> list[int]:
+        first, self.rows = self.rows, self.rows + len(items)
+        return list(range(first, self.rows))
+
+    def close(self) -> None:
+        pass
