@@ -6,10 +6,10 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import swagger_ui
-from fastapi import Depends, FastAPI
+from fastapi import APIRouter, Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from services.gateway import auth, ratelimit, security
@@ -39,17 +39,28 @@ from shared.schemas import ErrorBody
 from shared.settings import Settings
 
 DOCS_ASSETS = "/docs/assets"
+OPENAPI_URL = "/openapi.json"
 
 
-def add_offline_docs(app: FastAPI) -> None:
+def add_offline_docs(app: FastAPI) -> APIRouter:
+    """The docs page (Swagger UI's files, public like the web UI's) and the API document, which needs a
+    signed-in caller (the page fetches it with the session cookie): returned, to be included as such."""
     app.mount(DOCS_ASSETS, StaticFiles(directory=Path(swagger_ui.__file__).parent / "static"), name="docs-assets")
 
     @app.get("/docs", include_in_schema=False)
     def docs() -> HTMLResponse:
-        return get_swagger_ui_html(openapi_url=app.openapi_url, title=f"{app.title} API",
+        return get_swagger_ui_html(openapi_url=OPENAPI_URL, title=f"{app.title} API",
                                    swagger_js_url=f"{DOCS_ASSETS}/swagger-ui-bundle.js",
                                    swagger_css_url=f"{DOCS_ASSETS}/swagger-ui.css",
                                    swagger_favicon_url=f"{DOCS_ASSETS}/favicon-32x32.png")
+
+    document = APIRouter()
+
+    @document.get(OPENAPI_URL, include_in_schema=False)
+    def openapi() -> JSONResponse:
+        return JSONResponse(app.openapi())
+
+    return document
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -64,6 +75,7 @@ def create_app(settings: Settings) -> FastAPI:
     # Every error body is {"detail": "..."} (errors.add_error_handlers), a validation error too.
     # The API docs are served from the swagger-ui-py package's files, not a CDN: the product works offline.
     app = FastAPI(title="mediasearch", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None,
+                  openapi_url=None,
                   responses={400: {"model": ErrorBody, "description": "The request cannot be used (see detail)"},
                              404: {"model": ErrorBody, "description": "Something the request names does not exist"},
                              413: {"model": ErrorBody, "description": "The body is over its route's limit"},
@@ -76,11 +88,11 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.auth = auth.Auth(settings)
     app.state.metrics_registry = gateway_registry(gateway)  # this app's own (GET /metrics)
     add_error_handlers(app)
-    add_offline_docs(app)
+    api_document = add_offline_docs(app)
 
     protected = [Depends(auth.require_principal)]
     signed_in_routers = [uploads.router, jobs.router, search.router, media.router, duplicates.router,
-                         clusters.router, collections.router, metrics.router, auth_routes.signed_in]
+                         clusters.router, collections.router, metrics.router, auth_routes.signed_in, api_document]
     # Per-client rate limits on the expensive routes, for signed-in requests (strangers never get that far).
     upload_limit = ratelimit.RateLimit("upload", settings.rate_limit_upload_per_min)
     search_limit = ratelimit.RateLimit("search", settings.rate_limit_search_per_min)
@@ -91,7 +103,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(uploads.router, dependencies=[Depends(upload_limit), *protected], responses=limited)
     app.include_router(jobs.router, dependencies=protected, responses=auth.RESPONSES)
     app.include_router(search.router, dependencies=[Depends(search_limit), *protected], responses=limited)
-    for router in (media.router, duplicates.router, clusters.router, collections.router, metrics.router):
+    for router in (media.router, duplicates.router, clusters.router, collections.router, metrics.router, api_document):
         app.include_router(router, dependencies=protected, responses=auth.RESPONSES)
 
     # BodyLimits: ahead of any body parsing (in the routes), and its 413s get the CORS and security headers.
