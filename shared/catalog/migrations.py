@@ -200,6 +200,22 @@ CREATE TABLE IF NOT EXISTS audit_log (   -- account, key and delete actions: who
 );
 """
 
+_V7 = """
+-- When and where it was taken (services/ingest_worker/metadata.py), and what a file brings along.
+ALTER TABLE media ADD COLUMN taken_at REAL;          -- capture time, UTC epoch seconds; NULL: unknown
+ALTER TABLE media ADD COLUMN taken_offset INTEGER;   -- its UTC offset in minutes, when the file says; NULL: unknown
+ALTER TABLE media ADD COLUMN taken_at_source TEXT;   -- 'exif', 'video', or 'file' (the file's mtime: a fallback)
+ALTER TABLE media ADD COLUMN camera TEXT;            -- "Make Model"
+ALTER TABLE media ADD COLUMN lens TEXT;
+ALTER TABLE media ADD COLUMN gps_lat REAL;
+ALTER TABLE media ADD COLUMN gps_lon REAL;
+ALTER TABLE media ADD COLUMN motion_path TEXT;       -- a Live Photo's motion clip, relative to the data dir
+ALTER TABLE media ADD COLUMN preview_path TEXT;      -- a browser-playable copy of a video no browser plays
+-- Media made before this step: their capture time is unknown until re-read; added time stands in for sorting.
+CREATE INDEX IF NOT EXISTS media_taken ON media(taken_at, id);
+CREATE INDEX IF NOT EXISTS media_camera ON media(camera);
+"""
+
 STEPS: tuple[Step, ...] = (
     sql_step(1, "jobs, job items, media, frames", _V1),
     sql_step(2, "video_vectors: one pooled vector per video", _V2),
@@ -207,6 +223,7 @@ STEPS: tuple[Step, ...] = (
     sql_step(4, "indexes on job_items(media_id) and media(near_duplicate_of)", _V4),
     sql_step(5, "job_items.attempts, claimed_by, claimed_at (per-item claims), backfilled", _V5),
     sql_step(6, "users, sessions, api_keys, invitations, audit_log", _V6),
+    sql_step(7, "media: taken_at, taken_offset, taken_at_source, camera, lens, gps, motion_path, preview_path", _V7),
 )
 SCHEMA_VERSION = STEPS[-1].version
 

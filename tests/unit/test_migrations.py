@@ -95,6 +95,22 @@ def v3_path(tmp_path) -> Path:
     return path
 
 
+def columns_of(path: Path) -> dict[str, list[str]]:
+    """Every table's columns, as the catalog file has them now."""
+    conn = sqlite3.connect(path)
+    try:
+        tables = [row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+        return {table: [row[1] for row in conn.execute(f"PRAGMA table_info({table})")] for table in tables}
+    finally:
+        conn.close()
+
+
+def rows_in(conn: sqlite3.Connection, columns: dict[str, list[str]]) -> dict[str, list[tuple]]:
+    """Every row of each table, in the given columns only (later steps' columns aside)."""
+    return {table: sorted((tuple(row) for row in conn.execute(f"SELECT {', '.join(names)} FROM {table}")), key=repr)
+            for table, names in columns.items()}
+
+
 def read_raw(path: Path) -> tuple[dict[str, list[tuple]], dict[str, str]]:
     conn = sqlite3.connect(path)
     try:
@@ -115,25 +131,23 @@ def test_the_fixture_is_the_schema_from_before_migrations():
 
 def test_a_version_3_catalog_with_rows_everywhere_is_upgraded_without_loss(v3_path, tmp_path):
     before, old_schema = read_raw(v3_path)
+    old_columns = columns_of(v3_path)
     assert all(before[table] for table in before), "the fixture must have rows in every table"
     conn = catalog.connect(v3_path)
     assert catalog.user_version(conn) == catalog.SCHEMA_VERSION
-    after = {table: rows for table, rows in snapshot(conn).items() if table in before}  # later steps' new tables aside
-    assert {table: rows for table, rows in after.items() if table != "job_items"} == {
-        table: rows for table, rows in before.items() if table != "job_items"}  # every row, every value
-    old_item_columns = "id, job_id, file, stored_path, status, reason, media_id, updated_at"
-    assert sorted((tuple(row) for row in conn.execute(f"SELECT {old_item_columns} FROM job_items")), key=repr) == \
-        before["job_items"]
+    assert rows_in(conn, old_columns) == before  # every row, every value (later steps' tables and columns aside)
     # Step 5's claims: the item left running was started once, by a worker from before claims.
     assert {row[0]: tuple(row[1:]) for row in conn.execute("SELECT id, attempts, claimed_by, claimed_at FROM job_items")} == {
         1: (0, None, None), 2: (0, None, None), 3: (0, None, None), 4: (0, None, None),
         5: (1, "before-schema-5", 1001.8), 6: (0, None, None)}
     upgraded = schema(conn)
-    assert {name: sql for name, sql in upgraded.items() if name in old_schema and name != "job_items"} == {
-        name: sql for name, sql in old_schema.items() if name != "job_items"}
+    altered = {"job_items", "media"}  # by steps 5 and 7 (their columns are checked above and below)
+    assert {name: sql for name, sql in upgraded.items() if name in old_schema and name not in altered} == {
+        name: sql for name, sql in old_schema.items() if name not in altered}
     assert set(upgraded) - set(old_schema) == {
         "job_items_media", "media_near_duplicate", "job_items_claims",  # steps 4 and 5
-        "users", "sessions", "sessions_user", "api_keys", "api_keys_user", "invitations", "audit_log"}  # step 6
+        "users", "sessions", "sessions_user", "api_keys", "api_keys_user", "invitations", "audit_log",  # step 6
+        "media_taken", "media_camera"}  # step 7
     fresh = catalog.connect(tmp_path / "fresh.sqlite3")
     assert schema(fresh) == upgraded  # an upgraded catalog and a new one are the same catalog
     fresh.close()
@@ -215,17 +229,13 @@ def test_a_step_can_alter_tables_and_backfill(v3_path, tmp_path):
     copy = tmp_path / "copy.sqlite3"
     shutil.copy(v3_path, copy)
     before, _ = read_raw(copy)
+    old_columns = columns_of(copy)
     conn = catalog.connect(copy, steps=[*catalog.STEPS, TITLES])
     assert catalog.user_version(conn) == NEXT
     assert dict(conn.execute("SELECT id, title FROM media")) == {1: "a", 2: "b", 3: "c"}
     assert dict(conn.execute("SELECT id, source FROM job_items")) == {
         1: "upload", 2: "upload", 3: "upload", 4: "upload", 5: "folder", 6: "folder"}
-    old_columns = {table: [row["name"] for row in conn.execute(f"PRAGMA table_info({table})")] for table in before}
-    old_columns["media"].remove("title")
-    for added in ("source", "attempts", "claimed_by", "claimed_at"):  # this step's, and step 5's
-        old_columns["job_items"].remove(added)
-    assert {table: sorted((tuple(row) for row in conn.execute(f"SELECT {', '.join(columns)} FROM {table}")),
-                          key=repr) for table, columns in old_columns.items()} == before
+    assert rows_in(conn, old_columns) == before
     assert catalog.get_media(conn, 1)["title"] == "a"  # typed rows carry a later column along
     conn.close()
 
