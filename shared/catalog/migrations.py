@@ -211,6 +211,7 @@ ALTER TABLE media ADD COLUMN gps_lat REAL;
 ALTER TABLE media ADD COLUMN gps_lon REAL;
 ALTER TABLE media ADD COLUMN motion_path TEXT;       -- a Live Photo's motion clip, relative to the data dir
 ALTER TABLE media ADD COLUMN preview_path TEXT;      -- a browser-playable copy of a video no browser plays
+ALTER TABLE job_items ADD COLUMN motion_path TEXT;   -- a Live Photo's motion clip, processed with its photo
 -- Media made before this step: their capture time is unknown until re-read; added time stands in for sorting.
 CREATE INDEX IF NOT EXISTS media_taken ON media(taken_at, id);
 CREATE INDEX IF NOT EXISTS media_camera ON media(camera);
@@ -223,7 +224,8 @@ STEPS: tuple[Step, ...] = (
     sql_step(4, "indexes on job_items(media_id) and media(near_duplicate_of)", _V4),
     sql_step(5, "job_items.attempts, claimed_by, claimed_at (per-item claims), backfilled", _V5),
     sql_step(6, "users, sessions, api_keys, invitations, audit_log", _V6),
-    sql_step(7, "media: taken_at, taken_offset, taken_at_source, camera, lens, gps, motion_path, preview_path", _V7),
+    sql_step(7, "media: taken_at, taken_offset, taken_at_source, camera, lens, gps, motion_path, preview_path; "
+                "job_items.motion_path", _V7),
 )
 SCHEMA_VERSION = STEPS[-1].version
 

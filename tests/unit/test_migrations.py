@@ -141,7 +141,7 @@ def test_a_version_3_catalog_with_rows_everywhere_is_upgraded_without_loss(v3_pa
         1: (0, None, None), 2: (0, None, None), 3: (0, None, None), 4: (0, None, None),
         5: (1, "before-schema-5", 1001.8), 6: (0, None, None)}
     upgraded = schema(conn)
-    altered = {"job_items", "media"}  # by steps 5 and 7 (their columns are checked above and below)
+    altered = {"job_items", "media"}  # by steps 5 and 7 (their new columns are checked above and below)
     assert {name: sql for name, sql in upgraded.items() if name in old_schema and name not in altered} == {
         name: sql for name, sql in old_schema.items() if name not in altered}
     assert set(upgraded) - set(old_schema) == {
