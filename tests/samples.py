@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from shared.organise.labels import VOCABULARY_FILE
+
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 PHOTOS = SHARED_DATA / "photos" / "imagenet-sample"
 VIDEOS = SHARED_DATA / "videos"
@@ -40,3 +42,22 @@ def unit_rows(n: int, dim: int, seed: int = 0) -> np.ndarray:
     """``n`` random unit vectors of ``dim`` float32s."""
     x = np.random.default_rng(seed).normal(size=(n, dim)).astype(np.float32)
     return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+QUERY_TEMPLATES = ("a photo of a {}", "{} at night", "my {} and a {} on holiday", "the {} in the snow",
+                   "a blurry picture of a {} next to a {}", "{}", "two {}s", "a {} jumping into the lake",
+                   "an old photo of a {} near a {} in the city", "a close-up of a {}")
+
+
+def varied_texts(n: int, seed: int = 0) -> list[str]:
+    """``n`` different search phrases of 1 to ~20 tokens: query templates filled with everyday concepts
+    (the album vocabulary), for checking a text tower's agreement over many inputs."""
+    words = [line.strip() for line in VOCABULARY_FILE.read_text().splitlines() if line.strip() and not line.startswith("#")]
+    rng = np.random.default_rng(seed)
+    texts: list[str] = []
+    while len(texts) < n:
+        template = QUERY_TEMPLATES[rng.integers(len(QUERY_TEMPLATES))]
+        text = template.format(*(words[i] for i in rng.integers(len(words), size=template.count("{}"))))
+        if text not in texts:
+            texts.append(text)
+    return texts

@@ -132,7 +132,8 @@ class EmbedderService:
         Image.MAX_IMAGE_PIXELS = s.max_image_pixels
         try:
             model = ClipEmbedder(s.clip_model, random_weights=s.clip_random_weights, device=s.device,
-                                 threads=s.torch_threads, int8=s.clip_int8)
+                                 threads=s.torch_threads, int8=s.clip_int8,
+                                 text_int8=s.clip_text_int8)
             model.warm_up()
             self.store = VectorStore(s.vectors_dir, dim=model.dim, model_id=model.model_id, writable=True)
         except (ModelUnavailable, VectorStoreError) as exc:

@@ -23,9 +23,10 @@ from shared.clients import EmbedderClient, UpstreamError
 from shared.internal_auth import INTERNAL_SECRET_HEADER
 from shared.metrics import REQUEST_SECONDS, Samples
 from shared.schemas import VECTORS_STREAM
-from shared.settings import INT8_MIN_COSINE
+from shared.settings import INT8_MIN_COSINE, Settings
 from shared.vectors import VectorStore, encode_video_owner
 from tests.conftest import PHOTOS, TEST_OUTPUT, free_port, wait_for
+from tests.samples import varied_texts
 from tests.tiny_clip import REAL_MODEL_DIR, TINY_DIM
 from tools.stack import REPO_ROOT
 
@@ -167,8 +168,21 @@ def test_int8_vectors_agree_with_fp32_for_every_photo_and_text(tiny_clip_dir):
     assert int8.precision == "int8" and int8.model_id == fp32.model_id
     pixels = np.stack([fp32.preprocess((PHOTOS / name).read_bytes()) for name in PHOTO_NAMES])
     assert np.sum(fp32.embed_pixels(pixels) * int8.embed_pixels(pixels), axis=1).min() >= INT8_MIN_COSINE
-    texts = ["a dog in the snow", "a red car"]
+    texts = varied_texts(1000)
     assert np.sum(fp32.embed_texts(texts) * int8.embed_texts(texts), axis=1).min() >= INT8_MIN_COSINE
+
+
+def test_the_default_quantises_the_text_tower_only(tiny_clip_dir):
+    fp32 = ClipEmbedder(str(tiny_clip_dir), random_weights=True, threads=1)
+    default = ClipEmbedder(str(tiny_clip_dir), random_weights=True, threads=1,
+                           text_int8=Settings(data_dir=Path("unused")).clip_text_int8)
+    assert (default.precision, default.text_precision) == ("float32", "int8")
+    assert "float32 images, int8 texts" in default.device_name
+    pixels = np.stack([fp32.preprocess((PHOTOS / name).read_bytes()) for name in PHOTO_NAMES])
+    np.testing.assert_array_equal(default.embed_pixels(pixels), fp32.embed_pixels(pixels))  # images untouched
+    texts = varied_texts(1000, seed=1)
+    agreement = np.sum(fp32.embed_texts(texts) * default.embed_texts(texts), axis=1)
+    assert agreement.min() >= INT8_MIN_COSINE and agreement.max() < 1  # quantised, and close
 
 
 # -- the service ---------------------------------------------------------------------------------------
