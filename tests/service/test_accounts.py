@@ -123,6 +123,10 @@ def test_a_cross_site_request_with_the_cookie_is_refused(gateway):
     assert gateway.delete("/collections/1", headers={"Origin": "null"}).status_code == 403
     assert gateway.post("/auth/sign-out", headers={"Origin": "https://evil.example"}).status_code == 403
     assert gateway.get("/auth/me", headers={"Origin": "https://evil.example"}).status_code == 200  # reads change nothing
+    # Nor may another site sign a browser in (login CSRF).
+    signing_in = gateway.post("/auth/sign-in", json={"username": OWNER, "password": OWNER_PASSWORD},
+                              headers={"Origin": "https://evil.example"})
+    assert signing_in.status_code == 403 and "set-cookie" not in signing_in.headers
     # A client that is no browser (no Origin, no Sec-Fetch-Site) holding its own cookie may go on.
     assert gateway.post("/collections", json=collection).status_code == 201
     names = [c["name"] for c in gateway.get("/collections").json()["collections"]]

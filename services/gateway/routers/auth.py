@@ -13,6 +13,7 @@ from services.gateway.auth import (
     RESPONSES,
     SESSION_COOKIE,
     PrincipalDep,
+    check_same_origin,
     client_address,
     get_auth,
     require_principal,
@@ -42,6 +43,8 @@ from shared.schemas import (
 )
 
 router = APIRouter(prefix="/auth", tags=["accounts"])
+# The anonymous POSTs sign a browser in: another site's page must not do that for it (login CSRF).
+same_origin = [Depends(check_same_origin)]
 signed_in = APIRouter(prefix="/auth", tags=["accounts"], dependencies=[Depends(require_principal)],
                       responses=RESPONSES)
 
@@ -66,7 +69,8 @@ def setup_state(gateway: GatewayDep) -> SetupState:
     return SetupState(needed=accounts.setup_needed(gateway.catalog()))
 
 
-@router.post("/setup", status_code=201, response_model=Me, responses={**REFUSED, 409: {"model": ErrorBody}})
+@router.post("/setup", status_code=201, response_model=Me,
+             responses={**REFUSED, 403: {"model": ErrorBody}, 409: {"model": ErrorBody}}, dependencies=same_origin)
 def create_owner(body: OwnerSetup, request: Request, response: Response, gateway: GatewayDep) -> Me:
     """Create the owner account with the setup token (printed in the gateway's log); signs them in."""
     user = accounts.create_owner(gateway.catalog(), gateway.settings, body.token, body.username, body.password,
@@ -74,7 +78,8 @@ def create_owner(body: OwnerSetup, request: Request, response: Response, gateway
     return signed_in_as(request, response, gateway, user)
 
 
-@router.post("/sign-in", response_model=Me, responses={**REFUSED, 429: {"model": ErrorBody}})
+@router.post("/sign-in", response_model=Me, responses={**REFUSED, 403: {"model": ErrorBody}, 429: {"model": ErrorBody}},
+             dependencies=same_origin)
 def sign_in(body: SignIn, request: Request, response: Response, gateway: GatewayDep) -> Me:
     """Sets the session cookie. Failed tries from one address or for one name make the next ones wait."""
     throttle, client = get_auth(request).throttle, client_address(request)
@@ -91,7 +96,8 @@ def sign_in(body: SignIn, request: Request, response: Response, gateway: Gateway
     return signed_in_as(request, response, gateway, user)
 
 
-@router.post("/invitations/accept", status_code=201, response_model=Me, responses={**REFUSED, 409: {"model": ErrorBody}})
+@router.post("/invitations/accept", status_code=201, response_model=Me,
+             responses={**REFUSED, 403: {"model": ErrorBody}, 409: {"model": ErrorBody}}, dependencies=same_origin)
 def accept_invitation(body: InvitationAccept, request: Request, response: Response, gateway: GatewayDep) -> Me:
     """Become a member with an invitation's token; signs them in."""
     user = accounts.accept_invitation(gateway.catalog(), body.token, body.username, body.password,
