@@ -5,8 +5,10 @@ import { onSignedOut } from "./api.js";
 import { AuthScreen, inviteToken, whoAmI } from "./auth.js";
 import { Banners, HealthMonitor } from "./health.js";
 import { JobsPanel } from "./jobs.js";
+import { LibrariesPanel } from "./libraries.js";
 import { Preview } from "./preview.js";
 import { Search } from "./search.js";
+import { DEFAULT_PAGE_SIZE, Timeline } from "./timeline.js";
 import { Uploader, collectDropped, entriesFromInput, looksLikeImage } from "./upload.js";
 import { AlbumsView } from "./albums.js";
 import { DuplicatesView } from "./duplicates.js";
@@ -18,7 +20,13 @@ const banners = new Banners($("banners"));
 const notify = (text) => banners.set("notice", { tone: "warning", text });
 
 const preview = new Preview({ onSimilar: (result) => search.moreLike(result) });
+// The home page while nothing is searched; ?page_size=N asks for smaller pages (tests, slow links).
+const timeline = new Timeline($("library-timeline"), {
+  onOpen: (items, index) => preview.open(items, index, document.activeElement),
+  pageSize: Number(new URLSearchParams(location.search).get("page_size")) || DEFAULT_PAGE_SIZE,
+});
 const search = new Search({
+  timeline,
   onOpen: (index) => preview.open(search.results, index, document.activeElement),
   // A failed search may mean a part of the service went down: let the banners say which.
   onFailure: (error) => {
@@ -39,7 +47,18 @@ const jobs = new JobsPanel({
   onFinished: (job) => {
     health.check();
     search.setFolders(jobs.folders());
-    if (job.indexed > 0) search.refresh();
+    if (job.indexed > 0) {
+      search.refresh();
+      search.loadCameras();
+    }
+  },
+});
+
+const libraries = new LibrariesPanel($("libraries-panel"), {
+  onError: notify,
+  onChanged: () => {
+    health.check();
+    search.refresh();
   },
 });
 
@@ -130,6 +149,8 @@ function enter(me) {
   $("app").hidden = false;
   health.check();
   loadJobs();
+  libraries.load();
+  search.loadCameras();
   if (started) {
     search.refresh();
     return;

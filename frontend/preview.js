@@ -3,6 +3,7 @@
 // Tab stays inside the dialog.
 
 import { apiFetch } from "./api.js";
+import { TAKEN_SOURCES, formatPlace, formatTakenAt } from "./capture.js";
 import { el, formatBytes, formatSimilarity, formatTimestamp } from "./format.js";
 
 const $ = (id) => document.getElementById(id);
@@ -169,7 +170,7 @@ export class Preview {
       }
     }, { once: true });
     this.media.replaceChildren(video);
-    this.timeline.hidden = false;
+    this.timeline.hidden = result.similarity == null; // where the query matches: nothing to show without one
     this.track.querySelectorAll(".timeline-marker").forEach((marker) => marker.remove());
     this.clock.textContent = formatTimestamp(start);
   }
@@ -183,6 +184,7 @@ export class Preview {
   setDuration(duration, result) {
     if (this.duration) return;
     this.duration = duration;
+    if (result.similarity == null) return; // opened from the library, not from a search: no matches to mark
     const moments = result.moments && result.moments.length
       ? result.moments
       : [{ frame_id: result.frame_id, timestamp: result.timestamp, similarity: result.similarity }];
@@ -226,13 +228,19 @@ export class Preview {
   }
 
   renderMeta(result, media) {
-    const rows = [["Similarity", formatSimilarity(result.similarity)]];
-    if (result.kind === "video") {
+    const searched = result.similarity != null; // else opened from the library timeline
+    const rows = searched ? [["Similarity", formatSimilarity(result.similarity)]] : [];
+    if (searched && result.kind === "video") {
       rows.push(["Matched at", formatTimestamp(result.timestamp)]);
       if (result.moments && result.moments.length > 1) rows.push(["Moments", String(result.moments.length)]);
     }
     rows.push(["Type", result.kind === "video" ? "Video" : "Photo"]);
     if (media) {
+      // when, where and with what it was taken
+      if (media.taken_at) rows.push(["Taken", `${formatTakenAt(media.taken_at)} (${TAKEN_SOURCES[media.taken_at_source] || "source unknown"})`]);
+      if (media.camera) rows.push(["Camera", media.camera]);
+      if (media.lens) rows.push(["Lens", media.lens]);
+      if (media.gps) rows.push(["Location", formatPlace(media.gps)]);
       if (media.folder) rows.push(["Folder", media.folder]);
       if (media.width && media.height) rows.push(["Dimensions", `${media.width} × ${media.height}`]);
       if (media.duration) rows.push(["Duration", formatTimestamp(media.duration)]);

@@ -1,19 +1,20 @@
-// Search: text as you type, by image, "more like this"; filters; the result grid and its states.
+// Search: text as you type, by image, "more like this"; filters; the result grid and its states. While
+// nothing is searched, the library's timeline (timeline.js) shows instead, with the same filters.
 
 import { apiFetch } from "./api.js";
 import { el, formatSimilarity, formatTimestamp, icon, plural } from "./format.js";
 
 const PAGE_SIZE = 48;
 const TYPING_DELAY_MS = 250;
-const EXAMPLES = ["a dog in the snow", "a sunset over the sea", "people at a table", "a red car"];
 
 const $ = (id) => document.getElementById(id);
 const baseName = (path) => path.split("/").pop() || path;
 
 export class Search {
-  constructor({ onOpen, onFailure }) {
+  constructor({ onOpen, onFailure, timeline }) {
     this.onOpen = onOpen;
     this.onFailure = onFailure;
+    this.timeline = timeline;
     this.form = $("search-form");
     this.input = $("search-input");
     this.chip = $("query-chip");
@@ -27,6 +28,10 @@ export class Search {
     this.minSimilarityValue = $("min-similarity-value");
     this.folder = $("folder-filter");
     this.group = $("group-videos");
+    this.takenAfter = $("taken-after");
+    this.takenBefore = $("taken-before");
+    this.camera = $("camera-filter");
+    this.near = $("near-filter");
 
     this.reference = null; // {kind: "image", file, label, url} | {kind: "similar", frameId, label, url}
     this.defaultPlaceholder = this.input.placeholder;
@@ -78,13 +83,39 @@ export class Search {
       }
     });
     this.group.addEventListener("change", () => this.run());
+    for (const input of [this.takenAfter, this.takenBefore, this.camera, this.near]) {
+      input.addEventListener("change", () => this.run());
+    }
+    for (const input of [this.camera, this.near]) {
+      input.addEventListener("keydown", (event) => {
+        if (event.key === "Enter") {
+          event.preventDefault();
+          this.run();
+        }
+      });
+    }
     this.loadMore.addEventListener("click", () => this.run({ append: true }));
   }
 
   get filters() {
     const type = document.querySelector('input[name="type"]:checked').value;
     const minSimilarity = Number(this.minSimilarity.value);
-    return { type, folder: this.folder.value.trim(), minSimilarity, group: this.group.checked };
+    return {
+      type, folder: this.folder.value.trim(), minSimilarity, group: this.group.checked,
+      takenAfter: this.takenAfter.value, takenBefore: this.takenBefore.value, camera: this.camera.value.trim(),
+      near: this.near.value.replace(/\s+/g, ""),
+    };
+  }
+
+  /** The filters as API parameters, shared by search and the library timeline (empty ones are left out). */
+  filterParams() {
+    const { type, folder, takenAfter, takenBefore, camera, near } = this.filters;
+    return { type, folder, taken_after: takenAfter, taken_before: takenBefore, camera, near };
+  }
+
+  /** Any filter that narrows what is shown (the similarity threshold counts only for searches). */
+  hasFilters() {
+    return Object.values(this.filterParams()).some(Boolean);
   }
 
   get query() {
@@ -102,14 +133,19 @@ export class Search {
     if (min > 0 && min <= 1) this.minSimilarity.value = String(min);
     this.minSimilarityValue.textContent = Number(this.minSimilarity.value).toFixed(2);
     if (params.get("group") === "0") this.group.checked = false;
+    this.takenAfter.value = params.get("taken_after") || "";
+    this.takenBefore.value = params.get("taken_before") || "";
+    this.camera.value = params.get("camera") || "";
+    this.near.value = params.get("near") || "";
   }
 
   saveToUrl() {
-    const { type, folder, minSimilarity, group } = this.filters;
+    const { minSimilarity, group } = this.filters;
     const params = new URLSearchParams();
     if (this.query && !this.reference) params.set("q", this.query);
-    if (type) params.set("type", type);
-    if (folder) params.set("folder", folder);
+    for (const [name, value] of Object.entries(this.filterParams())) {
+      if (value) params.set(name, value);
+    }
     if (minSimilarity > 0) params.set("min_similarity", minSimilarity.toFixed(2));
     if (!group) params.set("group", "0");
     const search = params.toString();
@@ -166,15 +202,16 @@ export class Search {
     this.input.placeholder = this.defaultPlaceholder;
   }
 
-  /** Repeat the current search from the top (after new media were indexed). */
+  /** Repeat the current search from the top, or refresh the timeline (after new media were indexed). */
   refresh() {
     if (this.hasQuery()) this.run();
+    else if (!this.libraryEmpty) this.timeline.refresh();
   }
 
   request(offset, signal) {
-    const { type, folder, minSimilarity, group } = this.filters;
+    const { minSimilarity, group } = this.filters;
     const params = {
-      k: PAGE_SIZE, offset: offset || undefined, type, folder,
+      k: PAGE_SIZE, offset: offset || undefined, ...this.filterParams(),
       min_similarity: minSimilarity > 0 ? minSimilarity : undefined,
       group: group ? "video" : undefined,
     };
@@ -200,6 +237,7 @@ export class Search {
       this.showIdle();
       return;
     }
+    this.timeline.hide();
     const controller = new AbortController();
     this.controller = controller;
     const offset = append ? this.offset : 0;
@@ -298,36 +336,29 @@ export class Search {
     this.results = [];
     this.loadMore.hidden = true;
     this.status.textContent = "";
-    this.message.hidden = false;
     this.message.className = "empty-state";
     if (this.libraryEmpty) {
+      this.timeline.hide();
+      this.message.hidden = false;
       this.message.replaceChildren(
         el("h2", {}, "Your library is empty"),
         el("p", {}, "Add a folder of photos and videos with “Add photos and videos”. When indexing finishes, describe what you are looking for."));
       return;
     }
-    const examples = EXAMPLES.map((text) => el("button", {
-      type: "button", class: "chip-button",
-      onclick: () => {
-        this.input.value = text;
-        this.run();
-      },
-    }, text));
-    this.message.replaceChildren(
-      el("h2", {}, "What are you looking for?"),
-      el("p", {}, "Describe it in words, drop an image on the page, or try one of these:"),
-      el("div", { class: "chip-row" }, examples));
+    this.message.hidden = true; // the home page: the whole library by when it was taken
+    this.timeline.show(this.filterParams());
   }
 
   showNoResults() {
-    const { type, folder, minSimilarity } = this.filters;
+    const { minSimilarity } = this.filters;
+    const filtered = this.hasFilters();
     const tips = [];
     if (minSimilarity > 0) tips.push(`lower the minimum similarity (now ${minSimilarity.toFixed(2)})`);
-    if (type || folder) tips.push("clear the filters");
+    if (filtered) tips.push("clear the filters");
     if (!this.reference) tips.push("describe it differently");
     this.message.hidden = false;
     this.message.className = "empty-state";
-    const clear = type || folder || minSimilarity > 0
+    const clear = filtered || minSimilarity > 0
       ? el("button", { type: "button", class: "button", onclick: () => this.clearFilters() }, "Clear filters")
       : null;
     this.message.replaceChildren(
@@ -354,6 +385,7 @@ export class Search {
   clearFilters() {
     document.querySelector('input[name="type"][value=""]').checked = true;
     this.folder.value = "";
+    for (const input of [this.takenAfter, this.takenBefore, this.camera, this.near]) input.value = "";
     this.minSimilarity.value = "0";
     this.minSimilarityValue.textContent = "0.00";
     this.run();
@@ -361,5 +393,15 @@ export class Search {
 
   setFolders(folders) {
     $("folder-options").replaceChildren(...folders.map((folder) => el("option", { value: folder })));
+  }
+
+  /** The cameras the camera filter offers (GET /cameras). */
+  async loadCameras() {
+    try {
+      const { cameras } = await apiFetch("cameras");
+      $("camera-options").replaceChildren(...cameras.map(({ camera }) => el("option", { value: camera })));
+    } catch {
+      // a suggestion list only: typing a camera works without it
+    }
   }
 }

@@ -8,6 +8,7 @@ from shared.settings import Settings
 
 INGEST_ITEM_TASK = "mediasearch.ingest_item"
 RECLUSTER_TASK = "mediasearch.recluster"  # no arguments: re-cluster and relabel the library
+SCAN_LIBRARY_TASK = "mediasearch.scan_library"  # a library id: scan that folder, queue what changed (shared/libraries)
 
 
 def make_celery(settings: Settings) -> Celery:

@@ -12,6 +12,7 @@ JobState = Literal["queued", "running", "done", "failed", "cancelled"]
 # -- gateway: jobs ---------------------------------------------------------------------------------
 class JobCreated(BaseModel):
     job_id: str
+    library_id: int | None = Field(None, description="POST /ingest: the library the folder is scanned as")
 
 
 class FileError(BaseModel):
@@ -42,6 +43,51 @@ class FolderIngest(BaseModel):
     path: str = Field(min_length=1, max_length=4096, description="A folder under one of the configured ingest roots")
 
 
+# -- gateway: libraries (server folders indexed in place) ---------------------------------------------------
+LibraryState = Literal["scanning", "ready", "unavailable"]
+
+
+class LibraryCreate(BaseModel):
+    path: str = Field(min_length=1, max_length=4096, description="A folder under one of the configured ingest roots")
+    name: str | None = Field(None, min_length=1, max_length=200,
+                             description="What its media's folder starts with (default: the folder's name); "
+                                         "no slashes")
+
+
+class LibraryInfo(BaseModel):
+    id: int
+    name: str
+    path: str = Field(description="The folder, resolved (symlinks followed)")
+    status: LibraryState = Field(description="scanning: a scan runs or its files are being ingested; unavailable: "
+                                             "its folder is missing (status_reason says why); nothing is removed")
+    status_reason: str | None = None
+    one_off: bool = Field(description="Made by POST /ingest: scanned when asked, neither watched nor rescanned")
+    watching: bool = Field(description="The watcher follows its changes (inotify); else it is rescanned periodically")
+    watch_note: str | None = Field(None, description="Why it is not watched")
+    media: int = Field(description="Media items with a file in it")
+    failed: int = Field(description="Files that could not be ingested (all of them)")
+    last_scan_at: float | None = Field(description="When its last scan ended (epoch seconds)")
+    created_at: float
+    errors: list[FileError] = Field(description="The first 200 files that could not be ingested, with the reasons")
+
+
+class LibraryList(BaseModel):
+    libraries: list[LibraryInfo]
+
+
+class LibraryDeleted(BaseModel):
+    id: int
+    media: int = Field(description="Media items removed (those with no file elsewhere and no upload)")
+    rows: int = Field(description="Vector rows tombstoned in the index")
+    partial: bool = Field(description="True when an index shard could not be told (it is told at the next worker start)")
+
+
+class MediaLocation(BaseModel):
+    library_id: int
+    library: str
+    path: str = Field(description="The file, relative to the library's folder")
+
+
 # -- gateway: search -------------------------------------------------------------------------------
 class Moment(BaseModel):
     frame_id: int
@@ -65,8 +111,14 @@ def original_url(media_id: int) -> str:
 
 
 def media_url(media_id: int, kind: str) -> str:
-    """Where the gateway serves a media item's original: videos with HTTP Range for seeking."""
+    """Where the gateway serves a media item's original: videos with HTTP Range for seeking (a copy browsers
+    play, for a video they cannot)."""
     return f"/video/{media_id}" if kind == "video" else original_url(media_id)
+
+
+def motion_url(media_id: int) -> str:
+    """A Live Photo's motion clip (HTTP Range supported)."""
+    return f"/media/{media_id}/motion"
 
 
 class SearchResult(BaseModel):
@@ -103,6 +155,15 @@ class FrameInfo(BaseModel):
     thumb_url: str
 
 
+TAKEN_AT = ("When it was taken, ISO 8601: with its UTC offset when the file says (2024-03-10T15:22:05+01:00), "
+            "else the local wall-clock time without offset (2024-03-10T15:22:05); null when unknown")
+
+
+class GpsPoint(BaseModel):
+    lat: float
+    lon: float
+
+
 class MediaInfo(BaseModel):
     id: int
     kind: Literal["image", "video"]
@@ -115,11 +176,63 @@ class MediaInfo(BaseModel):
     duration: float | None
     fps: float | None
     status: str
-    created_at: float
+    created_at: float = Field(description="When it was added (epoch seconds); taken_at is when it was taken")
+    # when, where and with what it was taken (services/ingest_worker/metadata.py)
+    taken_at: str | None = Field(description=TAKEN_AT)
+    taken_at_source: Literal["exif", "video", "file"] | None = Field(
+        description="exif: the photo's EXIF; video: the container's creation date; file: the file's modification "
+                    "time, a fallback; null: unknown")
+    camera: str | None = Field(description='"Make Model"')
+    lens: str | None
+    gps: GpsPoint | None = Field(description="Where it was taken, in decimal degrees (south and west negative)")
     near_duplicate_of: int | None
     original_url: str
     media_url: str
+    motion_url: str | None = Field(None, description="A Live Photo's motion clip (QuickTime, HTTP Range); "
+                                                     "null for media without one")
     frames: list[FrameInfo]
+    locations: list[MediaLocation] = Field(default_factory=list, description="Its files in libraries (one media "
+                                                                             "item for identical content)")
+
+
+class BrowseItem(BaseModel):
+    """One media item in GET /media: what a grid cell needs (no frame list)."""
+    id: int
+    name: str
+    kind: Literal["image", "video"]
+    taken_at: str | None = Field(description=TAKEN_AT)
+    camera: str | None
+    created_at: float = Field(description="When it was added (epoch seconds)")
+    width: int | None
+    height: int | None
+    duration: float | None
+    frame_id: int | None = Field(description="The frame shown as its thumbnail (a video's first)")
+    thumb_url: str | None
+    frame_url: str | None
+    media_url: str
+
+
+class BrowsePage(BaseModel):
+    items: list[BrowseItem]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null after the last")
+
+
+class CameraCount(BaseModel):
+    camera: str
+    media: int
+
+
+class CameraList(BaseModel):
+    cameras: list[CameraCount] = Field(description="Most used first")
+
+
+class MonthCount(BaseModel):
+    month: str = Field(description="YYYY-MM: the local month where it was taken (else the UTC month it was added)")
+    media: int
+
+
+class MonthList(BaseModel):
+    months: list[MonthCount] = Field(description="Newest first; only months that hold media")
 
 
 class MediaDeleted(BaseModel):

@@ -158,6 +158,14 @@ class Settings(BaseSettings):
     # services.ingest_worker.plugins.DecoderPlugin.
     decoder_plugins: str = ""
 
+    # Libraries: server folders indexed in place (shared/libraries/). Scans skip NAS and OS clutter (@eaDir,
+    # #recycle, .Trash*, .thumbnails, ._*, hidden files and folders, editors' sidecars); library_exclude adds
+    # glob patterns, comma separated: a name ("*.tmp", "Private") or a path in the library ("2019/drafts").
+    # The watcher (python -m services.watcher) follows changes with inotify and rescans every library this
+    # often besides (network mounts, where inotify sees nothing).
+    library_exclude: Annotated[list[str], NoDecode] = []
+    library_rescan_minutes: float = Field(15.0, gt=0)
+
     # Search
     search_max_k: int = 1000
 
@@ -205,7 +213,8 @@ class Settings(BaseSettings):
             env_settings = _EnvironSource(settings_cls, environ)
         return init_settings, env_settings, dotenv_settings, file_secret_settings
 
-    @field_validator("index_urls", "cors_origins", "ingest_roots", "allowed_hosts", "trusted_proxies", mode="before")
+    @field_validator("index_urls", "cors_origins", "ingest_roots", "allowed_hosts", "trusted_proxies", "library_exclude",
+                     mode="before")
     @classmethod
     def _lists_from_text(cls, value: object) -> object:
         return _split_commas(value)

@@ -1,5 +1,5 @@
-"""Run the whole product natively: Redis, embedder, index shard(s), ingest worker(s) and gateway, each
-its own process, and stop them all together. `make run` calls this; the tests start the same stack.
+"""Run the whole product natively: Redis, embedder, index shard(s), ingest worker(s), the library watcher and
+gateway, each its own process, and stop them all together. `make run` calls this; the tests start the same stack.
 
     python -m tools.stack            # gateway on MEDIASEARCH_GATEWAY_PORT (8000); Ctrl-C stops all
 
@@ -111,6 +111,8 @@ class Stack:
                 python, "-m", "celery", "-A", "services.ingest_worker.celery_app", "worker",
                 "--loglevel", "INFO", "--concurrency", str(s.worker_concurrency), "--pool", "threads",
                 "--hostname", f"worker{number}@%h"], environ))
+        # The one watcher of the libraries' folders (it asks the workers for scans when they change)
+        self.services.append(Service("watcher", [python, "-m", "services.watcher"], environ))
         self.services.append(Service("gateway", [python, "-m", "services.gateway"], environ,
                                      f"http://{s.gateway_host}:{s.gateway_port}/health"))
 

@@ -26,6 +26,7 @@ from services.gateway.routers import (
     duplicates,
     health,
     jobs,
+    libraries,
     media,
     metrics,
     search,
@@ -92,7 +93,8 @@ def create_app(settings: Settings) -> FastAPI:
 
     protected = [Depends(auth.require_principal)]
     signed_in_routers = [uploads.router, jobs.router, search.router, media.router, duplicates.router,
-                         clusters.router, collections.router, metrics.router, auth_routes.signed_in, api_document]
+                         clusters.router, collections.router, metrics.router, auth_routes.signed_in, api_document,
+                         libraries.router]
     # Per-client rate limits on the expensive routes, for signed-in requests (strangers never get that far).
     upload_limit = ratelimit.RateLimit("upload", settings.rate_limit_upload_per_min)
     search_limit = ratelimit.RateLimit("search", settings.rate_limit_search_per_min)
@@ -103,7 +105,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(uploads.router, dependencies=[Depends(upload_limit), *protected], responses=limited)
     app.include_router(jobs.router, dependencies=protected, responses=auth.RESPONSES)
     app.include_router(search.router, dependencies=[Depends(search_limit), *protected], responses=limited)
-    for router in (media.router, duplicates.router, clusters.router, collections.router, metrics.router, api_document):
+    for router in (media.router, duplicates.router, clusters.router, collections.router, metrics.router, api_document,
+                   libraries.router):
         app.include_router(router, dependencies=protected, responses=auth.RESPONSES)
 
     # BodyLimits: ahead of any body parsing (in the routes), and its 413s get the CORS and security headers.

@@ -2,7 +2,9 @@
 
 Stored files are content addressed (their names are the SHA-256 of the original), so a file served
 for an id never changes (the media router sends it with a year of immutable caching). Only regular files
-under the media folder are served, checked on the opened file (stored_path).
+under the media folder are served, checked on the opened file (stored_path). A library's originals are not
+copied: they are served from the library's folder, opened beneath it (shared/libraries/originals.py); a
+deleted library item is excluded there, its file untouched.
 """
 
 from __future__ import annotations
@@ -14,18 +16,24 @@ from pathlib import Path, PurePosixPath
 
 import anyio
 
+from services.gateway.browse import capture_details
 from services.gateway.state import Gateway
 from shared import catalog
+from shared.catalog import libraries as catalog_libraries
 from shared.errors import NotFound, missing_ids_message
-from shared.media_store import MediaStore, UnsafeNameError
+from shared.libraries.forget import remove_files
+from shared.libraries.originals import open_motion_clip, open_original
+from shared.media_store import UnsafeNameError
 from shared.safe_open import OutsideRoots, RefusedFile, open_beneath
 from shared.schemas import (
     FrameInfo,
     MediaBulkDeleted,
     MediaDeleted,
     MediaInfo,
+    MediaLocation,
     frame_url,
     media_url,
+    motion_url,
     original_url,
     thumb_url,
 )
@@ -38,6 +46,7 @@ class StoredFile:
     path: Path
     media_type: str
     filename: str | None = None  # the name to offer for saving (originals)
+    etag: str | None = None  # its content's name when its file name is not one (a library file: its SHA-256)
 
 
 def frame_row(gateway: Gateway, frame_id: int) -> sqlite3.Row:
@@ -81,7 +90,33 @@ def original_file(gateway: Gateway, media_id: int, videos_only: bool = False) ->
     media = media_row(gateway, media_id)
     if videos_only and media["kind"] != "video":
         raise NotFound(f"media {media_id} is not a video; its file is at {original_url(media_id)}")
+    if not media["path"]:  # a library file, not copied: served from its library (503 while its folder is missing)
+        with open_original(gateway.catalog(), media_id, gateway.settings) as opened:
+            return StoredFile(Path(opened.real_path), original_media_type(media), original_filename(media),
+                              media["sha256"])
     return StoredFile(stored_path(gateway, media["path"]), original_media_type(media), original_filename(media))
+
+
+def playable_video(gateway: Gateway, media_id: int) -> StoredFile:
+    """What a browser's player gets for a video: the H.264 copy made at ingest for one browsers cannot play
+    (same timeline: a moment's timestamp seeks to the same picture), else the original."""
+    media = media_row(gateway, media_id)
+    if media["kind"] != "video" or not media["preview_path"]:
+        return original_file(gateway, media_id, videos_only=True)
+    name = PurePosixPath(original_filename(media)).stem or f"media-{media_id}"
+    return StoredFile(stored_path(gateway, media["preview_path"]), "video/mp4", f"{name}.mp4")
+
+
+def motion_file(gateway: Gateway, media_id: int) -> StoredFile:
+    """A Live Photo's motion clip, as it was taken."""
+    media = media_row(gateway, media_id)
+    name = PurePosixPath(original_filename(media)).stem or f"media-{media_id}"
+    if not media["motion_path"] and catalog_libraries.motion_clip_locations(gateway.catalog(), media_id):
+        with open_motion_clip(gateway.catalog(), media_id, gateway.settings) as opened:  # beside it in its library
+            return StoredFile(Path(opened.real_path), "video/quicktime", f"{name}.mov", f"{media['sha256']}-motion")
+    if not media["motion_path"]:
+        raise NotFound(f"media {media_id} has no motion clip (it is not a Live Photo)")
+    return StoredFile(stored_path(gateway, media["motion_path"]), "video/quicktime", f"{name}.mov")
 
 
 def original_media_type(media: sqlite3.Row) -> str:
@@ -100,10 +135,13 @@ def media_info(gateway: Gateway, media_id: int) -> MediaInfo:
         size=media["size"], width=media["width"], height=media["height"], duration=media["duration"],
         fps=media["fps"], status=media["status"], created_at=media["created_at"],
         near_duplicate_of=media["near_duplicate_of"], original_url=original_url(media_id),
-        media_url=media_url(media["id"], media["kind"]),
+        media_url=media_url(media["id"], media["kind"]), **capture_details(media),
+        motion_url=motion_url(media_id) if media["motion_path"] or catalog_libraries.motion_clip_locations(
+            gateway.catalog(), media_id) else None,
         frames=[FrameInfo(frame_id=f["id"], timestamp=f["timestamp"], width=f["width"], height=f["height"],
                           indexed=f["vector_row"] is not None, frame_url=frame_url(f["id"]),
-                          thumb_url=thumb_url(f["id"])) for f in frames])
+                          thumb_url=thumb_url(f["id"])) for f in frames],
+        locations=[MediaLocation(**found) for found in catalog_libraries.media_locations(gateway.catalog(), media_id)])
 
 
 async def delete_media(gateway: Gateway, media_id: int) -> MediaDeleted:
@@ -126,7 +164,9 @@ async def delete_media_items(gateway: Gateway, media_ids: list[int]) -> MediaBul
         missing = catalog.missing_media(conn, media_ids)
         if missing:
             return missing, []
-        removed = ((media_id, catalog.delete_media(conn, media_id)) for media_id in media_ids)
+        with catalog.transaction(conn):
+            catalog_libraries.exclude_media(conn, media_ids)  # a library's files stay, out of search for good
+            removed = [(media_id, catalog.delete_media(conn, media_id)) for media_id in media_ids]
         return [], [(media_id, found) for media_id, found in removed if found is not None]  # None: deleted meanwhile
 
     missing, removed = await anyio.to_thread.run_sync(remove_from_catalog)
@@ -139,13 +179,3 @@ async def delete_media_items(gateway: Gateway, media_ids: list[int]) -> MediaBul
     return MediaBulkDeleted(
         deleted=[MediaDeleted(id=media_id, rows=len(deleted.rows), partial=partial) for media_id, deleted in removed],
         rows=len(rows), partial=partial)
-
-
-def remove_files(conn: sqlite3.Connection, store: MediaStore, deleted: list[catalog.DeletedMedia]) -> None:
-    """Remove the files of deleted media, except those that belong to media of the same content ingested
-    again since (names are content addressed): decided and done under the catalog's write lock, which the
-    ingest worker holds while it checks that its staged files are there and records them (pipeline.py), so
-    a re-upload of the same bytes racing a delete never loses its files."""
-    with catalog.transaction(conn):
-        again = catalog.stored_shas(conn, (media.sha256 for media in deleted))
-        store.remove([path for media in deleted if media.sha256 not in again for path in media.paths])

@@ -9,8 +9,10 @@ applied inside the index search, so a filtered search still returns k results.
 
 from __future__ import annotations
 
+import math
 import sqlite3
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from datetime import UTC, date, datetime
 
 import anyio
 import numpy as np
@@ -33,21 +35,94 @@ from shared.vectors import OnZero, ZeroVector, unit
 MAX_INDEX_K = 10_000  # IndexSearchRequest's limit
 MAX_EF = 10_000
 MAX_QUERY_CHARS = 1000
+MAX_NEAR_KM = 20_038  # half the Earth's circumference: everywhere
+DAY_S = 86_400
 ZERO_QUERY = "the query gives a zero vector; nothing to compare with"
 
 
 @dataclass(frozen=True)
 class Filters:
+    """What search and browsing narrow the library to: catalog.media_conditions' keyword arguments."""
     kind: str | None = None  # "image" | "video"
     folder: str | None = None
-    created_from: float | None = None
+    created_from: float | None = None  # when it was added
     created_to: float | None = None
     collection: int | None = None
+    taken_from: catalog.TakenBound | None = None  # when it was taken (taken_bound)
+    taken_to: catalog.TakenBound | None = None
+    camera: str | None = None
+    near: catalog.Near | None = None
+    library: int | None = None  # a library's id (GET /libraries)
+
+    def conditions(self) -> dict[str, object]:
+        """As keyword arguments of catalog.media_conditions (and rows_matching, timeline_page)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
 
     @property
     def active(self) -> bool:
-        return any(value is not None for value in (self.kind, self.folder, self.created_from, self.created_to,
-                                                   self.collection))
+        return any(value is not None for value in self.conditions().values())
+
+
+def instant(text: str | None, name: str) -> float | None:
+    """Epoch seconds of an ISO 8601 date-time (UTC when it has no offset; a date is its midnight);
+    InvalidParameter, naming the parameter ``name``, for anything else (a bare number included)."""
+    if text is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise InvalidParameter(f"{name} must be an ISO 8601 date-time such as 2024-03-10T14:30:00Z, "
+                               f"not {text!r}") from None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
+
+
+def taken_bound(text: str | None, name: str, end: bool = False) -> catalog.TakenBound | None:
+    """A bound on the capture time from an ISO 8601 date or date-time (``name``: the parameter, for the
+    message). A date means the whole day: as an ``end`` (exclusive) it is the start of the next day. A date
+    or date-time without offset is a wall clock, compared with each item's own; one with an offset is an
+    instant."""
+    if text is None:
+        return None
+    try:
+        day = date.fromisoformat(text)
+    except ValueError:
+        day = None
+    if day is not None:
+        start = datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp()
+        return catalog.TakenBound(start + (DAY_S if end else 0), wall_clock=True)
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise InvalidParameter(f"{name} must be an ISO 8601 date (2024-03-10) or date-time (2024-03-10T14:30:00, "
+                               f"with an offset such as +01:00 for an instant), not {text!r}") from None
+    if moment.tzinfo is not None:
+        return catalog.TakenBound(moment.timestamp(), wall_clock=False)
+    return catalog.TakenBound(moment.replace(tzinfo=UTC).timestamp(), wall_clock=True)
+
+
+def near_point(text: str | None) -> catalog.Near | None:
+    """``near=lat,lon,km`` (decimal degrees, kilometres) as a catalog.Near; InvalidParameter if malformed."""
+    if text is None:
+        return None
+    usage = "near must be lat,lon,km in decimal degrees and kilometres, e.g. near=48.8584,2.2945,5"
+    try:
+        lat, lon, km = (float(part) for part in text.split(","))
+    except ValueError:
+        raise InvalidParameter(f"{usage}; not {text!r}") from None
+    if not all(math.isfinite(value) for value in (lat, lon, km)):
+        raise InvalidParameter(f"{usage}; not {text!r}")
+    if not (-90 <= lat <= 90 and -180 <= lon <= 180):
+        raise InvalidParameter(f"near: the latitude must be within ±90 and the longitude within ±180, not {text!r}")
+    if not 0 < km <= MAX_NEAR_KM:
+        raise InvalidParameter(f"near: the distance must be more than 0 and at most {MAX_NEAR_KM:g} km, not {km:g}")
+    return catalog.Near(lat, lon, km)
+
+
+def check_filters(gateway: Gateway, filters: Filters) -> Filters:
+    """``filters`` if what they name exists (a collection filter must name one), else NotFound."""
+    if filters.collection is not None and catalog.get_collection(gateway.catalog(), filters.collection) is None:
+        raise NotFound(f"no collection with id {filters.collection}")
+    return filters
 
 
 @dataclass(frozen=True)
@@ -74,9 +149,7 @@ def search_options(gateway: Gateway, k: int = 20, offset: int = 0, min_similarit
     """Options checked against the settings and the catalog (a collection filter must name one)."""
     if k > gateway.settings.search_max_k:
         raise InvalidParameter(f"k must be between 1 and {gateway.settings.search_max_k}")
-    filters = filters or Filters()
-    if filters.collection is not None and catalog.get_collection(gateway.catalog(), filters.collection) is None:
-        raise NotFound(f"no collection with id {filters.collection}")
+    filters = check_filters(gateway, filters or Filters())
     return SearchOptions(k=k, offset=offset, min_similarity=min_similarity, group_videos=group_videos,
                          filters=filters, ef=ef)
 
@@ -185,8 +258,7 @@ async def search_vector(gateway: Gateway, vector: np.ndarray, options: SearchOpt
     if options.filters.active:
         f = options.filters
         allow_rows = await anyio.to_thread.run_sync(
-            lambda: catalog.rows_matching(gateway.catalog(), f.kind, f.folder, f.created_from, f.created_to,
-                                          f.collection))
+            lambda: catalog.rows_matching(gateway.catalog(), **f.conditions()))
         if not allow_rows:
             return [], False
     wanted = options.offset + options.k

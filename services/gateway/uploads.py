@@ -1,4 +1,5 @@
-"""Getting files into a job: browser uploads (multipart, streamed to disk) and server-side folders.
+"""Getting files into a job: browser uploads (multipart, streamed to disk). Server-side folders are
+libraries, indexed in place (services/gateway/libraries.py; POST /ingest scans one once).
 
 An upload is parsed as it arrives and each file part is written straight to
 ``uploads/<job_id>/<n>``: nothing is held in memory and the client's file name is only recorded,
@@ -14,7 +15,6 @@ from __future__ import annotations
 
 import codecs
 import contextlib
-import os
 import shutil
 import sqlite3
 from collections.abc import AsyncIterator, Callable
@@ -32,14 +32,13 @@ from shared import catalog
 from shared.durable import DISK_FULL, ensure_room, is_disk_full
 from shared.errors import (
     BadInput,
-    Forbidden,
     InsufficientStorage,
-    NotFound,
     TooLarge,
     Unavailable,
     UnsupportedType,
     too_large_message,
 )
+from shared.live_photos import pair_live_photos
 from shared.media_store import UnsafeNameError, clean_relative_name
 from shared.settings import Settings
 
@@ -274,9 +273,10 @@ async def receive_upload(gateway: Gateway, content_type: str, content_length: st
     except BaseException:
         await remove_upload(job_dir)
         raise
-    files = [(f.shown_name, f.stored_path, f.refused) for f in receiver.files]
+    files, motions = live_photo_items(receiver.files)
     try:
-        return await anyio.to_thread.run_sync(lambda: create_and_enqueue(gateway, "upload", folder, files, job_id))
+        return await anyio.to_thread.run_sync(lambda: create_and_enqueue(gateway, "upload", folder, files, job_id,
+                                                                         motions))
     except Unavailable:  # the queue is down: the job is marked failed, its files are of no use
         await remove_upload(job_dir)
         raise
@@ -296,90 +296,33 @@ def upload_too_large(settings: Settings) -> str:
     return too_large_message("the upload", settings.max_upload_bytes, "MEDIASEARCH_MAX_UPLOAD_BYTES")
 
 
+def live_photo_items(received: list[ReceivedFile]) -> tuple[list[tuple[str, str, str | None]], dict[str, str]]:
+    """The items of an upload, ``(name, stored path, refusal or None)``, and its Live Photos' clips
+    (shared/live_photos.py), ``{photo's stored path: clip's stored path}``: a clip travels with its photo,
+    not as an item of its own."""
+    kept = [f for f in received if f.refused is None]
+    pairs = pair_live_photos((f.name, f.size) for f in kept)
+    stored = {f.name: f.stored_path for f in kept}
+    clips = set(pairs.values())
+    files = [(f.shown_name, f.stored_path, f.refused) for f in received if f.refused is not None or f.name not in clips]
+    return files, {stored[photo]: stored[clip] for photo, clip in pairs.items()}
+
+
 def create_and_enqueue(gateway: Gateway, source: str, folder: str, files: list[tuple[str, str, str | None]],
-                       job_id: str | None = None) -> str:
-    """A job with one item per ``(name, stored path, refusal reason or None)``; queues the acceptable ones."""
+                       job_id: str | None = None, motions: dict[str, str] | None = None) -> str:
+    """A job with one item per ``(name, stored path, refusal reason or None)``; queues the acceptable ones.
+    ``motions`` gives photos their Live Photo clip: ``{photo's stored path: clip's stored path}``."""
     conn = gateway.catalog()
     job_id, item_ids = catalog.create_job(conn, source, folder, [(name, stored) for name, stored, _ in files],
                                           job_id=job_id)
     refused = {item_id: reason for item_id, (_, _, reason) in zip(item_ids, files) if reason}
     catalog.mark_items_failed(conn, refused)
+    if motions:
+        catalog.set_item_motions(conn, {item_id: motions[stored] for item_id, (_, stored, _) in zip(item_ids, files)
+                                        if stored in motions})
     try:
         gateway.queue.ingest([item_id for item_id in item_ids if item_id not in refused])
     except Unavailable as exc:  # the broker is down: the job cannot run, say so on the job itself
         catalog.fail_job(conn, job_id, f"could not queue the files: {exc.__cause__}")
         raise
     return job_id
-
-
-# -- server-side folders -------------------------------------------------------------------------------
-def allowed_folder(settings: Settings, requested: str) -> Path:
-    """The real folder behind ``requested`` if it lies under an ingest root (after following symlinks)."""
-    if not settings.ingest_roots:
-        raise Forbidden("server-side folder ingest is disabled: set MEDIASEARCH_INGEST_ROOTS")
-    if "\0" in requested:
-        raise BadInput("path contains a NUL byte")
-    path = Path(requested)
-    if not path.is_absolute():
-        raise BadInput(f"give an absolute path under one of the ingest roots: "
-                       f"{', '.join(str(r) for r in settings.ingest_roots)}")
-    real = path.resolve()
-    roots = [root.resolve() for root in settings.ingest_roots]
-    if not any(real.is_relative_to(root) for root in roots):
-        raise Forbidden(f"{requested!r} is outside the ingest roots "
-                        f"({', '.join(str(r) for r in roots)}); symlinks and '..' are followed first")
-    if not real.exists():
-        raise NotFound(f"no such folder: {requested!r}")
-    if not real.is_dir():
-        raise BadInput(f"{requested!r} is not a folder")
-    return real
-
-
-def folder_files(folder: Path, roots: list[Path]) -> list[tuple[str, str, str | None]]:
-    """``(relative name, absolute path, refusal)`` for every visible file under ``folder``, sorted.
-
-    Hidden files and folders are skipped. Entries that cannot be ingested are listed as refused rather
-    than dropped, so the job says what happened to them: a symlink whose target leaves the ingest roots,
-    a dangling symlink, a fifo, socket or device.
-    """
-    found = []
-    for directory, subdirs, names in os.walk(folder):
-        subdirs[:] = sorted(d for d in subdirs if not d.startswith("."))
-        for name in sorted(names):
-            if name.startswith("."):
-                continue
-            path = Path(directory) / name
-            relative = path.relative_to(folder).as_posix()
-            real = path.resolve()
-            if not any(real.is_relative_to(root) for root in roots):
-                found.append((relative, "", "refused: a symlink leading outside the ingest roots"))
-            elif real.is_file():
-                found.append((relative, str(real), None))
-            elif not real.exists():
-                found.append((relative, "", "unreadable: a symlink to a file that does not exist"))
-            elif not real.is_dir():
-                found.append((relative, "", "unreadable: not a regular file (a fifo, socket or device)"))
-    return found
-
-
-def ingest_folder(gateway: Gateway, requested: str) -> str:
-    settings = gateway.settings
-    folder = allowed_folder(settings, requested)
-    files = folder_files(folder, [root.resolve() for root in settings.ingest_roots])
-    if not files:
-        raise BadInput(f"{requested!r} holds no files (hidden files are skipped)")
-    if len(files) > settings.max_upload_files:
-        raise TooLarge(f"{requested!r} holds {len(files)} files, more than the limit of "
-                       f"{settings.max_upload_files} for one job (MEDIASEARCH_MAX_UPLOAD_FILES); "
-                       "ingest its subfolders one by one")
-    # Its files are copied into the media store: they must fit there as an upload must.
-    ensure_room(settings.media_dir, sum(_size(path) for _, path, refused in files if refused is None),
-                settings.disk_reserve_bytes, f"the files of {requested!r}")
-    return create_and_enqueue(gateway, "folder", str(folder), files)
-
-
-def _size(path: str) -> int:
-    try:
-        return os.stat(path).st_size
-    except OSError:  # gone since it was listed: its item will say so
-        return 0

@@ -1,4 +1,5 @@
-"""The Celery shell of the ingest worker: one task per job item, over the plain ``pipeline.ingest_item``.
+"""The Celery shell of the ingest worker: one task per job item, over the plain ``pipeline.ingest_item``, and
+the scans of libraries (``shared/libraries/scan.py``), which queue the items of the files they find.
 
     celery -A services.ingest_worker.celery_app worker --pool threads --concurrency 2
 
@@ -29,8 +30,11 @@ from services.ingest_worker.pipeline import (
     wait_for_retry,
 )
 from shared import catalog, logs
+from shared.libraries.forget import forget_everywhere
+from shared.libraries.requests import run_exclusively
+from shared.libraries.scan import ScanServices, scan_library
 from shared.organise.upkeep import organise_library
-from shared.queue import INGEST_ITEM_TASK, RECLUSTER_TASK, make_celery
+from shared.queue import INGEST_ITEM_TASK, RECLUSTER_TASK, SCAN_LIBRARY_TASK, make_celery
 from shared.reconcile import reconcile
 from shared.settings import Settings
 
@@ -125,3 +129,35 @@ def ingest_item_task(self, item_id: int, disk_waits: int = 0) -> str | None:
 def recluster_task() -> dict:
     """Re-cluster the library and label its albums (queued by the gateway; see shared/organise/upkeep.py)."""
     return vars(organise_library(settings))
+
+
+@app.task(name=SCAN_LIBRARY_TASK)
+def scan_library_task(library_id: int) -> str:
+    """Scan one library (shared/libraries/scan.py; asked for by the gateway and the watcher) and queue an
+    ingest task per file to ingest. One scan of a library at a time (a Redis lock): asked for while one runs,
+    that one goes once more instead."""
+    context = _context()
+    services = ScanServices(context.conn, settings, context.store, _send_items,
+                            lambda media_ids: forget_everywhere(context.conn, context.store, settings.index_urls,
+                                                                media_ids))
+
+    def scan(keep_alive) -> str:
+        services.keep_alive = keep_alive
+        report = scan_library(library_id, services)
+        return report.status if report else "no such library"
+
+    return run_exclusively(_redis(), library_id, scan) or "running elsewhere; it goes once more"
+
+
+def _send_items(item_ids: list[int]) -> None:
+    with app.producer_or_acquire() as producer:
+        for item_id in item_ids:
+            app.send_task(INGEST_ITEM_TASK, args=[item_id], producer=producer)
+
+
+def _redis() -> redis.Redis:
+    client = getattr(_per_thread, "redis", None)
+    if client is None:
+        client = _per_thread.redis = redis.Redis.from_url(settings.effective_redis_url, socket_timeout=10,
+                                                          socket_connect_timeout=5)
+    return client

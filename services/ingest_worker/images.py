@@ -1,4 +1,9 @@
-"""Still images: decode safely, apply EXIF orientation, normalise to RGB at a bounded size, hash perceptually."""
+"""Still images: decode safely, apply EXIF orientation, normalise to RGB at a bounded size, hash perceptually.
+
+HEIC/HEIF decode through pillow-heif (libheif applies the file's rotation, and pillow-heif resets its EXIF
+orientation to match), AVIF through Pillow's own plugin (its rotation arrives as EXIF orientation), camera
+RAW through LibRaw (raw.py).
+"""
 
 from __future__ import annotations
 
@@ -10,9 +15,13 @@ from pathlib import Path
 
 import imagehash
 import numpy as np
+import pillow_heif
 from PIL import Image, ImageOps
 
-from services.ingest_worker.sniff import JPEG, BadInput, MediaType
+from services.ingest_worker.raw import decode_raw
+from services.ingest_worker.sniff import JPEG, RAW_TYPES, BadInput, MediaType
+
+pillow_heif.register_heif_opener()
 
 _EXIF_ORIENTATION = 0x0112
 _TRANSPOSED_ORIENTATIONS = (5, 6, 7, 8)  # these swap width and height
@@ -27,6 +36,9 @@ class DecodedImage:
 
 def decode_image(path: Path, media_type: MediaType, max_pixels: int, max_side: int) -> DecodedImage:
     """Decode the first frame of a still image; refuses images over ``max_pixels`` before decoding them."""
+    if media_type in RAW_TYPES:
+        width, height, picture = decode_raw(path, media_type, max_pixels, max_side)
+        return DecodedImage(width, height, fit(_to_rgb(picture), max_side))
     Image.MAX_IMAGE_PIXELS = max_pixels
     try:
         with warnings.catch_warnings():
@@ -36,8 +48,8 @@ def decode_image(path: Path, media_type: MediaType, max_pixels: int, max_side: i
     except Image.DecompressionBombError as exc:
         found = re.search(r"\((\d+) pixels\)", str(exc))
         raise BadInput(_too_large(int(found.group(1)) if found else None, max_pixels)) from None
-    except (Image.UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise BadInput("truncated or corrupt image") from exc
+    except (Image.UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError, RuntimeError) as exc:
+        raise BadInput(_unreadable(media_type, exc)) from exc
     with image:
         width, height = image.size
         if width * height > max_pixels:
@@ -50,13 +62,27 @@ def decode_image(path: Path, media_type: MediaType, max_pixels: int, max_side: i
                 image.draft("RGB", (max_side, max_side))  # let libjpeg decode at a reduced scale
             image.load()
             frame = _to_rgb(_upright(image, orientation))
-        except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as exc:
-            raise BadInput("truncated or corrupt image") from exc
+        except (OSError, SyntaxError, ValueError, EOFError, RuntimeError, Image.DecompressionBombError) as exc:
+            raise BadInput(_unreadable(media_type, exc)) from exc
     return DecodedImage(width, height, fit(frame, max_side))
 
 
 _PIL_FORMATS = {"image/jpeg": "JPEG", "image/png": "PNG", "image/gif": "GIF", "image/webp": "WEBP",
-                "image/bmp": "BMP", "image/tiff": "TIFF"}
+                "image/bmp": "BMP", "image/tiff": "TIFF", "image/heic": "HEIF", "image/heif": "HEIF",
+                "image/avif": "AVIF"}
+_CODEC_FORMATS = {"image/heic", "image/heif", "image/avif"}  # read through a codec library: say which format
+
+
+def _unreadable(media_type: MediaType, exc: Exception) -> str:
+    """Why a picture could not be decoded. A format read through a codec library is named, and a codec
+    or feature that library lacks is told apart from a damaged file."""
+    if media_type.mime not in _CODEC_FORMATS:
+        return "truncated or corrupt image"
+    # Pillow's "cannot identify image file" names only the path: no library recognised the content.
+    detail = "" if isinstance(exc, Image.UnidentifiedImageError) else str(exc).strip()[:200]
+    if "unsupported" in detail.lower():
+        return f"unsupported format: {media_type.name} could not be decoded: {detail}"
+    return f"truncated or corrupt {media_type.name} image" + (f" ({detail})" if detail else "")
 
 
 def _too_large(pixels: int | None, limit: int, size: tuple[int, int] | None = None) -> str:

@@ -5,8 +5,10 @@ Every step can be repeated: a redelivered task for a finished item does nothing,
 frames are not all embedded yet is finished by the next attempt instead of being created twice. The
 order matters for that, and for a power cut: frame files are written and synced first, then the media and
 frame rows (with the item pointing at them) in one transaction, then the original is linked (an upload)
-or copied (a library file) into place and fsynced with its folder, then the frames are embedded, and only
-then is the media marked indexed.
+or copied (a server-folder item an earlier release queued) into place and fsynced with its folder, then the
+frames are embedded, and only then is the media marked indexed. A library file (an item with a location,
+shared/libraries/items.py) is never copied: it is opened beneath its library's folder, and its location
+records the outcome as the item settles.
 
 The item's file is opened once, beneath the uploads folder or an ingest root (shared/safe_open.py), and
 sniffed, hashed, decoded (the child gets the descriptor) and copied from that one descriptor: a symlink
@@ -47,14 +49,17 @@ from typing import TypeVar
 
 import httpx
 
-from services.ingest_worker import plugins, staging
+from services.ingest_worker import metadata, plugins, preview, staging
 from services.ingest_worker.isolation import ChildDied, Descriptor, run_isolated
 from services.ingest_worker.sniff import SNIFF_BYTES, BadInput, MediaType, sniff
 from services.ingest_worker.staging import StagedMedia
 from shared import catalog, logs
+from shared.catalog import libraries as catalog_libraries
 from shared.clients import EmbedderClient, IndexShards, UpstreamError
 from shared.durable import DISK_FULL, ensure_room, is_disk_full, sync_filesystem
 from shared.errors import InsufficientStorage
+from shared.libraries import items as library_items
+from shared.live_photos import stored_motion_path
 from shared.media_store import MediaStore, UnsafeNameError
 from shared.organise.upkeep import file_ingested
 from shared.reconcile import adopt_committed_rows
@@ -130,6 +135,7 @@ class ItemOutcome:
     reason: str | None = None
     media_id: int | None = None
     matched: bool = False  # media_id names media stored before this item (a duplicate, or one it finished)
+    file_stat: tuple[int, int] | None = None  # a library file's (size, mtime_ns) as read (libraries.items.settle)
 
 
 def ingest_item(item_id: int, ctx: IngestContext) -> ItemOutcome | None:
@@ -168,8 +174,10 @@ def ingest_item(item_id: int, ctx: IngestContext) -> ItemOutcome | None:
                     outcome = ItemOutcome("failed", str(exc))
                 except ChildDied as death:
                     outcome = _after_death(item, ctx, death)  # or AttemptDied, raised
-            _settle(item_id, outcome, ctx)
-            file_ingested(conn, item, outcome.status, outcome.media_id, ctx.settings)  # its collection and album
+            outcome = _settle(item_id, outcome, ctx)
+            # its collection and album; a library's files join no folder collection (the library is their folder)
+            file_ingested(conn, {**item, "folder": ""} if library_items.in_library(item) else item, outcome.status,
+                          outcome.media_id, ctx.settings)
             _discard_upload(item, ctx)
             log.info("item %s (%s): %s%s", item_id, item["file"], outcome.status,
                      f" ({outcome.reason})" if outcome.reason else "")
@@ -187,14 +195,21 @@ def ingest_item(item_id: int, ctx: IngestContext) -> ItemOutcome | None:
             return _fail_unexpectedly(item_id, ctx, exc)
 
 
-def _settle(item_id: int, outcome: ItemOutcome, ctx: IngestContext) -> None:
+def _settle(item_id: int, outcome: ItemOutcome, ctx: IngestContext) -> ItemOutcome:
     """Record an item's outcome. One that names media stored before this item is recorded only while that
     media is still there (in the same transaction): had it been deleted since it was matched, this copy of
-    the same bytes would be stored nowhere, so the item is tried again and stored anew."""
+    the same bytes would be stored nowhere, so the item is tried again and stored anew. A library file's
+    outcome is recorded on its location too; one whose location went meanwhile fails (returned)."""
     with catalog.transaction(ctx.conn):
         if outcome.matched and catalog.get_media(ctx.conn, outcome.media_id) is None:
             raise TransientFault(MATCH_DELETED)
+        settled = library_items.settle(ctx.conn, item_id, outcome.status, outcome.reason, outcome.media_id,
+                                       outcome.file_stat)
+        if settled.refused is not None:
+            outcome = ItemOutcome("failed", settled.refused)
         catalog.set_item(ctx.conn, item_id, outcome.status, outcome.reason, outcome.media_id)
+    library_items.after_settle(settled, ctx.conn, ctx.store, ctx.settings)
+    return outcome
 
 
 def wait_for_retry(item_id: int, ctx: IngestContext, reason: str, counted: bool = False) -> None:
@@ -231,11 +246,15 @@ def _process(item: sqlite3.Row, ctx: IngestContext) -> ItemOutcome:
         media = catalog.get_media(conn, item["media_id"])
         if media is not None:  # an earlier attempt of this item created or claimed it: finish it
             _keep_original(media, item, ctx)
+            _keep_motion(media, item, ctx)
             _finish(media, ctx, resumed=True)
             return ItemOutcome("indexed", None, media["id"])
     with _open_source(item, ctx) as source:
         media_type = _inspect(source, ctx.settings)
         sha256 = source.sha256()
+        stat = library_items.file_stat(source) if library_items.in_library(item) else None
+        if stat is not None and library_items.exclude_if_excluded(conn, item["location_id"], sha256, stat):
+            return ItemOutcome("cancelled", library_items.EXCLUDED)
         existing = catalog.media_by_sha(conn, sha256)
         if existing is None:
             try:
@@ -245,16 +264,19 @@ def _process(item: sqlite3.Row, ctx: IngestContext) -> ItemOutcome:
                 if existing is None:
                     raise
         if existing is not None:
+            if _is_upload(item) and not existing["path"]:  # known from a library only: this upload is its copy
+                _keep_upload_copy(existing, source, media_type, ctx)
             if existing["status"] == "indexed" or not catalog.claim_media(conn, item["id"], existing["id"]):
                 return ItemOutcome("duplicate", f"same content as {existing['name']!r}", existing["id"],
-                                   matched=True)
+                                   matched=True, file_stat=stat)
             media_id = existing["id"]  # left unfinished by an earlier job: finish it instead of duplicating it
         media = existing if existing is not None else catalog.get_media(conn, media_id)
         if media is None:  # its owner deleted it the moment it was recorded
             raise BadInput("deleted while it was being ingested")
         _keep_original(media, item, ctx, source)
+        _keep_motion(media, item, ctx)
     _finish(media, ctx, resumed=existing is not None)
-    return ItemOutcome("indexed", None, media_id, matched=existing is not None)
+    return ItemOutcome("indexed", None, media_id, matched=existing is not None, file_stat=stat)
 
 
 def _is_upload(item: sqlite3.Row) -> bool:
@@ -267,6 +289,11 @@ def _open_source(item: sqlite3.Row, ctx: IngestContext) -> OpenedFile:
     stored = item["stored_path"]
     if not stored:
         raise BadInput("the file was not received")
+    if library_items.in_library(item):  # beneath its library's folder, at its location's path now
+        try:
+            return library_items.open_library_file(ctx.conn, item["location_id"], ctx.settings)
+        except RefusedFile as exc:
+            raise BadInput(str(exc)) from None
     settings = ctx.settings
     if _is_upload(item):
         try:
@@ -300,8 +327,10 @@ def _inspect(source: OpenedFile, settings: Settings) -> MediaType:
 def _create_media(item: sqlite3.Row, source: OpenedFile, media_type: MediaType, sha256: str,
                   ctx: IngestContext) -> int:
     settings, size = ctx.settings, source.size
-    # room for the copied original (an upload is linked, not copied) and its frames, over the reserve
-    ensure_room(settings.data_path, 0 if _is_upload(item) else size, settings.disk_reserve_bytes, repr(item["file"]))
+    path, name, folder = _original_and_names(item, sha256, media_type, ctx)
+    # room for the copied original (an upload is linked, a library file not copied) and its frames, over the reserve
+    ensure_room(settings.data_path, 0 if _is_upload(item) or not path else size, settings.disk_reserve_bytes,
+                repr(item["file"]))
     try:
         staged: StagedMedia = run_isolated(staging.stage, (Descriptor(source.fd), media_type, sha256, settings),
                                            lambda duration: staging.time_limit(settings, size, duration))
@@ -312,6 +341,8 @@ def _create_media(item: sqlite3.Row, source: OpenedFile, media_type: MediaType, 
         if is_disk_full(exc):
             staging.discard_partial(ctx.store, sha256)
         raise
+    preview_path = _stage_preview(item, source, media_type, sha256, ctx)  # a copy browsers play, if they need one
+    capture = metadata.read_isolated(source, media_type.kind, settings)  # when, where, with what it was taken
     sync_filesystem(ctx.store.root)  # the frames and thumbnails outlive a power cut before rows name them
     conn = ctx.conn
     with catalog.transaction(conn):
@@ -324,9 +355,10 @@ def _create_media(item: sqlite3.Row, source: OpenedFile, media_type: MediaType, 
                 if staged.phash else None)
         media_id = catalog.insert_media(
             conn, sha256=sha256, kind=media_type.kind, mime=media_type.mime,
-            path=ctx.store.original_path(sha256, media_type.extension), name=item["file"], folder=item["folder"],
+            path=path, name=name, folder=folder,
             size=size, width=staged.width, height=staged.height, duration=staged.duration, fps=staged.fps,
-            phash=staged.phash, near_duplicate_of=near, job_id=item["job_id"], status="pending")
+            phash=staged.phash, near_duplicate_of=near, job_id=item["job_id"], status="pending",
+            preview_path=preview_path, **capture.columns())
         for frame in staged.frames:
             catalog.insert_frame(conn, media_id, frame.path, frame.thumb_path, frame.width, frame.height,
                                  frame.timestamp)
@@ -334,10 +366,32 @@ def _create_media(item: sqlite3.Row, source: OpenedFile, media_type: MediaType, 
     return media_id
 
 
+def _original_and_names(item: sqlite3.Row, sha256: str, media_type: MediaType,
+                        ctx: IngestContext) -> tuple[str, str, str]:
+    """Where the original of new media goes, and its name and folder. A library file is not copied (its
+    locations are its original: path '') and is named after its library and its path there."""
+    if not library_items.in_library(item):
+        return ctx.store.original_path(sha256, media_type.extension), item["file"], item["folder"]
+    try:
+        return "", *library_items.media_names(ctx.conn, item["location_id"])
+    except RefusedFile as exc:
+        raise BadInput(str(exc)) from None
+
+
+def _keep_upload_copy(media: sqlite3.Row, source: OpenedFile, media_type: MediaType, ctx: IngestContext) -> None:
+    """Content known from a library only, uploaded: the upload is kept as its copy, so it outlives the library."""
+    path = ctx.store.original_path(media["sha256"], media_type.extension)
+    ctx.store.adopt(source, path, link=True)
+    catalog_libraries.keep_upload_copy(ctx.conn, media["id"], path)
+
+
 def _keep_original(media: sqlite3.Row, item: sqlite3.Row, ctx: IngestContext,
                    source: OpenedFile | None = None) -> None:
-    """Put the original in the media store, durably: an upload is linked there, a user's file is copied.
-    A resumed attempt (no ``source``) opens the item's file again if it is still there."""
+    """Put the original in the media store, durably: an upload is linked there, a user's file is copied (a
+    library's never is: its location is recorded as the item settles). A resumed attempt (no ``source``) opens
+    the item's file again if it is still there."""
+    if library_items.in_library(item):
+        return
     if source is not None:
         ctx.store.adopt(source, media["path"], link=_is_upload(item))
         return
@@ -347,6 +401,43 @@ def _keep_original(media: sqlite3.Row, item: sqlite3.Row, ctx: IngestContext,
     except BadInput:
         if not ctx.store.resolve(media["path"]).exists():
             raise BadInput("the original file is gone (it was removed while being ingested)") from None
+
+
+# -- formats: a video's browser preview, a Live Photo's motion clip ----------------------------------------
+def _stage_preview(item: sqlite3.Row, source: OpenedFile, media_type: MediaType, sha256: str,
+                   ctx: IngestContext) -> str | None:
+    """A browser-playable copy of a video browsers cannot play (preview.py), made in a child process of its
+    own; None when the original plays, or when no copy could be made: the video is indexed all the same and
+    its original is served."""
+    if media_type.kind != "video":
+        return None
+    settings, size = ctx.settings, source.size
+    try:
+        return run_isolated(preview.stage_preview, (Descriptor(source.fd), sha256, settings),
+                            lambda duration: preview.time_limit(settings, size, duration))
+    except (BadInput, ChildDied) as exc:
+        preview.discard_partial(ctx.store, sha256)
+        log.warning("item %s (%s): no browser preview: %s", item["id"], item["file"], exc)
+        return None
+
+
+def _keep_motion(media: sqlite3.Row, item: sqlite3.Row, ctx: IngestContext) -> None:
+    """A Live Photo's clip (job_items.motion_path, paired with its photo by shared/live_photos.py) kept with
+    the photo (media.motion_path) as an original is: linked (an upload) or copied. A clip that is gone or is
+    not a video costs the photo nothing: it is indexed without its motion."""
+    motion = item["motion_path"]
+    if not motion or media["kind"] != "image" or media["motion_path"] or library_items.in_library(item):
+        return
+    stored = stored_motion_path(media["sha256"])
+    try:
+        with _open_source({**item, "stored_path": motion}, ctx) as clip:
+            if _inspect(clip, ctx.settings).kind != "video":
+                raise BadInput("its motion clip is not a video")
+            ctx.store.adopt(clip, stored, link=_is_upload(item))
+    except BadInput as exc:
+        log.warning("item %s (%s): kept without its Live Photo motion: %s", item["id"], item["file"], exc)
+        return
+    catalog.set_motion_path(ctx.conn, media["id"], stored)
 
 
 def _finish(media: sqlite3.Row, ctx: IngestContext, resumed: bool = False) -> None:
@@ -418,14 +509,15 @@ def _discard_upload(item: sqlite3.Row, ctx: IngestContext) -> None:
     store (failed, duplicate, cancelled), then the job's upload folder once empty. The user's own files stay."""
     if not _is_upload(item) or not item["stored_path"]:
         return
-    try:
-        path = ctx.store.resolve(item["stored_path"])
-    except UnsafeNameError:
-        return
-    if not path.is_relative_to(ctx.settings.uploads_dir.resolve()):
-        return
-    try:
-        path.unlink(missing_ok=True)
-        path.parent.rmdir()  # fails while other files of the job still wait there
-    except OSError:
-        pass
+    for stored in filter(None, (item["motion_path"], item["stored_path"])):  # a Live Photo's clip waits beside it
+        try:
+            path = ctx.store.resolve(stored)
+        except UnsafeNameError:
+            continue
+        if not path.is_relative_to(ctx.settings.uploads_dir.resolve()):
+            continue
+        try:
+            path.unlink(missing_ok=True)
+            path.parent.rmdir()  # fails while other files of the job still wait there
+        except OSError:
+            pass

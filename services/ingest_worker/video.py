@@ -1,5 +1,9 @@
 """Videos: decode with OpenCV (ffmpeg CLI as fallback), keep frames at a sampling rate with a minimum
-spacing, drop frames that look like the last kept one, and record each kept frame's true timestamp."""
+spacing, drop frames that look like the last kept one, and record each kept frame's true timestamp.
+
+A phone films portrait video as landscape frames with a rotation in the container (the display matrix,
+once the ``rotate`` tag): both decoders apply it, so frames and thumbnails come out upright.
+"""
 
 from __future__ import annotations
 
@@ -81,15 +85,21 @@ def probe_duration(path: Path) -> float | None:
 
 def _open(path: Path) -> cv2.VideoCapture | None:
     """A capture positioned before its first frame, or None when OpenCV cannot decode the file."""
-    capture = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
+    capture = _capture(path)
     if not capture.isOpened():
         return None
     if not capture.grab():
         capture.release()
         return None
     capture.release()  # the probe consumed a frame: reopen to start from the first one
-    capture = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
+    capture = _capture(path)
     return capture if capture.isOpened() else None
+
+
+def _capture(path: Path) -> cv2.VideoCapture:
+    capture = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
+    capture.set(cv2.CAP_PROP_ORIENTATION_AUTO, 1)  # upright frames for rotated phone clips (OpenCV's default)
+    return capture
 
 
 @contextmanager

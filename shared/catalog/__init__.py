@@ -8,9 +8,12 @@ One module per table group, all re-exported here (``from shared import catalog``
 - ``jobs``: jobs, job_items (ItemStatus, JobStatus)
 - ``media``: media, frames, video_vectors (MediaKind, MediaStatus)
 - ``vector_rows``: the catalog read by vector row (search, filters), crash recovery of vector rows
+- ``timeline``: browsing media by when they were taken or added, page by page (with the same filters)
 - ``clusters``: clusters, cluster_members (auto-albums)
 - ``collections``: collections, collection_members
 - ``state``: library_state
+- ``libraries``: libraries, locations (server folders indexed in place; used as ``catalog.libraries``, its
+  names not re-exported)
 - ``migrations``: the schema as ordered steps; connect()
 - ``core``: transaction() and SQL helpers
 
@@ -120,17 +123,31 @@ from shared.catalog.media import (
     near_duplicates,
     phash_distance,
     set_frame_rows,
+    set_item_motions,
+    set_motion_path,
     set_video_row,
     stored_shas,
     video_row,
 )
 from shared.catalog.migrations import SCHEMA_VERSION, STEPS, Step, connect, migrate, user_version
 from shared.catalog.state import get_state, set_state
+from shared.catalog.timeline import (
+    CameraCount,
+    MonthCount,
+    TimelineRow,
+    TimelineSort,
+    cameras,
+    months,
+    timeline_page,
+)
 from shared.catalog.vector_rows import (
     FrameHit,
+    Near,
+    TakenBound,
     adopt_rows,
     existing_ids,
     frames_for_rows,
+    media_conditions,
     media_vector_rows,
     rows_matching,
     unembedded,
@@ -154,4 +171,9 @@ __all__ = [
     "rows_matching", "set_cluster_centroid", "set_cluster_label", "set_frame_rows", "set_item",
     "set_member_similarities", "set_state", "set_video_row", "stored_shas", "transaction", "unclustered_media", "unembedded",
     "upload_aliases", "user_version", "video_row", "waiting_items",
+    # when and where it was taken: filters and browsing (vector_rows, timeline)
+    "CameraCount", "MonthCount", "Near", "TakenBound", "TimelineRow", "TimelineSort", "cameras", "media_conditions",
+    "months", "timeline_page",
+    # Live Photos: a photo's motion clip
+    "set_item_motions", "set_motion_path",
 ]

@@ -31,7 +31,7 @@ class MediaRow(TypedDict):
     sha256: str
     kind: MediaKind
     mime: str
-    path: str               # the original, relative to the data dir
+    path: str               # its copy, relative to the data dir; '' for a library file (catalog.libraries)
     name: str               # relative path as the user named it
     folder: str
     size: int
@@ -43,7 +43,17 @@ class MediaRow(TypedDict):
     near_duplicate_of: int | None
     job_id: str | None
     status: MediaStatus
-    created_at: float
+    created_at: float       # when it was added
+    # When, where and with what it was taken (services/ingest_worker/metadata.py says what each holds)
+    taken_at: float | None  # UTC epoch seconds (a wall clock read as UTC while taken_offset is None)
+    taken_offset: int | None  # minutes east of UTC; None: unknown
+    taken_at_source: str | None  # 'exif' | 'video' | 'file' (the file's modification time)
+    camera: str | None      # "Make Model"
+    lens: str | None
+    gps_lat: float | None
+    gps_lon: float | None
+    motion_path: str | None   # a Live Photo's motion clip, relative to the data dir
+    preview_path: str | None  # a browser-playable copy of a video browsers cannot play (ingest_worker/preview.py)
 
 
 class MediaWithCover(MediaRow):
@@ -106,6 +116,19 @@ def mark_media_indexed(conn: sqlite3.Connection, media_id: int) -> None:
     conn.execute("UPDATE media SET status=? WHERE id=?", (MediaStatus.INDEXED, media_id))
 
 
+# -- Live Photos: a photo's motion clip (shared/live_photos.py pairs them) --------------------------------
+def set_item_motions(conn: sqlite3.Connection, motions: dict[int, str]) -> None:
+    """Give job items their Live Photo's clip: ``{item id: where the clip waits}`` (as stored_path)."""
+    with transaction(conn):
+        conn.executemany("UPDATE job_items SET motion_path=? WHERE id=?",
+                         [(path, item) for item, path in motions.items()])
+
+
+def set_motion_path(conn: sqlite3.Connection, media_id: int, path: str) -> None:
+    """Record the stored copy of a photo's motion clip (relative to the data dir)."""
+    conn.execute("UPDATE media SET motion_path=? WHERE id=?", (path, media_id))
+
+
 class DeletedMedia(NamedTuple):
     rows: list[int]    # its vector rows (frames and a video's pooled vector), to tombstone in the index
     paths: list[str]   # its files: the original, frames and thumbnails
@@ -124,7 +147,9 @@ def delete_media(conn: sqlite3.Connection, media_id: int) -> DeletedMedia | None
     rows = [f["vector_row"] for f in frames if f["vector_row"] is not None]
     if pooled is not None:
         rows.append(pooled)
-    paths = [media["path"]] + [p for f in frames for p in (f["path"], f["thumb_path"])]
+    copy = [media["path"]] if media["path"] else []  # '': a library file, not copied (locations)
+    copy += [path for path in (media["motion_path"], media["preview_path"]) if path]  # a Live Photo's clip, a preview
+    paths = copy + [p for f in frames for p in (f["path"], f["thumb_path"])]
     return DeletedMedia(rows, paths, media["sha256"])
 
 

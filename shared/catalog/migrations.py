@@ -217,6 +217,46 @@ CREATE INDEX IF NOT EXISTS media_taken ON media(taken_at, id);
 CREATE INDEX IF NOT EXISTS media_camera ON media(camera);
 """
 
+_V8 = """
+-- Libraries (shared/libraries/): folders on the server indexed in place. A media item's original is its copy
+-- in the data volume (media.path; an upload's) or one of its locations (media.path is then ''): files in a
+-- library, never copied.
+CREATE TABLE IF NOT EXISTS libraries (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    name TEXT NOT NULL UNIQUE,          -- what media.folder starts with
+    path TEXT NOT NULL UNIQUE,          -- the folder's resolved absolute path, under an ingest root
+    status TEXT NOT NULL DEFAULT 'scanning',  -- scanning | ready | unavailable
+    status_reason TEXT,                 -- why it is unavailable
+    one_off INTEGER NOT NULL DEFAULT 0, -- made by POST /ingest: scanned when asked, neither watched nor rescanned
+    folders INTEGER NOT NULL DEFAULT 0, -- folders its last scan walked (what watching it costs in inotify watches)
+    watching INTEGER NOT NULL DEFAULT 0,    -- the watcher follows its changes
+    watch_note TEXT,                    -- why it is not watched
+    last_scan_at REAL,
+    created_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS locations (   -- a file in a library
+    id INTEGER PRIMARY KEY,
+    library_id INTEGER NOT NULL REFERENCES libraries(id) ON DELETE CASCADE,
+    path TEXT NOT NULL,                 -- relative to the library's folder, '/' separated
+    size INTEGER NOT NULL,              -- as last read (or, until it is read, as the scan saw it)
+    mtime_ns INTEGER NOT NULL,
+    sha256 TEXT,                        -- of its content as last read; NULL until read
+    media_id INTEGER REFERENCES media(id) ON DELETE SET NULL,  -- NULL: not ingested (yet), failed or excluded
+    excluded INTEGER NOT NULL DEFAULT 0,    -- deleted from search by the user: stays out, the file stays
+    error TEXT,                         -- why it could not be ingested
+    motion_of INTEGER REFERENCES locations(id) ON DELETE SET NULL,  -- a Live Photo's motion clip: of that photo
+    UNIQUE (library_id, path)
+);
+CREATE INDEX IF NOT EXISTS locations_sha ON locations(sha256);
+CREATE INDEX IF NOT EXISTS locations_media ON locations(media_id);
+CREATE INDEX IF NOT EXISTS locations_failed ON locations(library_id) WHERE error IS NOT NULL;
+ALTER TABLE jobs ADD COLUMN library_id INTEGER REFERENCES libraries(id) ON DELETE SET NULL;  -- a library's scan
+-- The location a library item ingests (no foreign key: an item outlives its location as history, and an
+-- item whose location went is not taken for a plain folder item).
+ALTER TABLE job_items ADD COLUMN location_id INTEGER;
+CREATE INDEX IF NOT EXISTS job_items_location ON job_items(location_id);
+"""
+
 STEPS: tuple[Step, ...] = (
     sql_step(1, "jobs, job items, media, frames", _V1),
     sql_step(2, "video_vectors: one pooled vector per video", _V2),
@@ -226,6 +266,7 @@ STEPS: tuple[Step, ...] = (
     sql_step(6, "users, sessions, api_keys, invitations, audit_log", _V6),
     sql_step(7, "media: taken_at, taken_offset, taken_at_source, camera, lens, gps, motion_path, preview_path; "
                 "job_items.motion_path", _V7),
+    sql_step(8, "libraries, locations; jobs.library_id, job_items.location_id", _V8),
 )
 SCHEMA_VERSION = STEPS[-1].version
 

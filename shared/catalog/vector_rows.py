@@ -4,9 +4,10 @@ that the catalog did not record (shared/reconcile.py)."""
 
 from __future__ import annotations
 
+import math
 import sqlite3
 from collections.abc import Iterable
-from typing import TypedDict
+from typing import NamedTuple, TypedDict
 
 from shared.catalog.core import chunks, marks, transaction
 from shared.catalog.media import MediaKind, MediaStatus
@@ -37,11 +38,24 @@ def frames_for_rows(conn: sqlite3.Connection, rows: Iterable[int]) -> dict[int, 
     return {row["vector_row"]: FrameHit(**{**row, "kind": MediaKind(row["kind"])}) for row in found}
 
 
-def rows_matching(conn: sqlite3.Connection, kind: MediaKind | str | None = None, folder: str | None = None,
-                  created_from: float | None = None, created_to: float | None = None,
-                  collection: int | None = None) -> list[int]:
-    """Vector rows of the frames whose media pass the filters (a folder matches its subfolders too)."""
-    conditions, params = ["frames.vector_row IS NOT NULL"], []
+def rows_matching(conn: sqlite3.Connection, **filters) -> list[int]:
+    """Vector rows of the frames whose media pass the filters (media_conditions' keyword arguments)."""
+    conditions, params = media_conditions(conn, **filters)
+    query = (f"SELECT frames.vector_row FROM frames JOIN media ON media.id = frames.media_id "
+             f"WHERE {' AND '.join(['frames.vector_row IS NOT NULL', *conditions])} ORDER BY frames.vector_row")
+    return [row[0] for row in conn.execute(query, params)]
+
+
+def media_conditions(conn: sqlite3.Connection, kind: MediaKind | str | None = None, folder: str | None = None,
+                     created_from: float | None = None, created_to: float | None = None,
+                     collection: int | None = None,
+                     taken_from: TakenBound | None = None, taken_to: TakenBound | None = None,
+                     camera: str | None = None, near: Near | None = None,
+                     library: int | None = None) -> tuple[list[str], list]:
+    """SQL conditions on ``media`` (to be joined with AND) and their parameters, for the filters that
+    search (rows_matching) and browsing (timeline.py) share. A folder matches its subfolders too;
+    ``taken_from`` is inclusive, ``taken_to`` exclusive; ``camera`` is matched exactly, ignoring case."""
+    conditions, params = [], []
     if kind is not None:
         conditions.append("media.kind = ?")
         params.append(MediaKind(kind))
@@ -58,9 +72,53 @@ def rows_matching(conn: sqlite3.Connection, kind: MediaKind | str | None = None,
     if collection is not None:
         conditions.append("media.id IN (SELECT media_id FROM collection_members WHERE collection_id = ?)")
         params.append(collection)
-    query = (f"SELECT frames.vector_row FROM frames JOIN media ON media.id = frames.media_id "
-             f"WHERE {' AND '.join(conditions)} ORDER BY frames.vector_row")
-    return [row[0] for row in conn.execute(query, params)]
+    # -- when, where and with what it was taken
+    for bound, operator in ((taken_from, ">="), (taken_to, "<")):
+        if bound is not None:
+            conditions.append(f"{_WALL_CLOCK if bound.wall_clock else 'media.taken_at'} {operator} ?")
+            params.append(bound.at)
+    if camera is not None:
+        conditions.append("media.camera = ? COLLATE NOCASE")
+        params.append(camera)
+    if near is not None:
+        conn.create_function("km_between", 4, km_between, deterministic=True)
+        margin = near.km / KM_PER_DEGREE  # latitude first: it rules out most rows without trigonometry
+        conditions.append("media.gps_lat BETWEEN ? AND ? AND km_between(media.gps_lat, media.gps_lon, ?, ?) <= ?")
+        params += [near.lat - margin, near.lat + margin, near.lat, near.lon, near.km]
+    if library is not None:  # a file of the library holds it (catalog.libraries; excluded files do not count)
+        conditions.append("media.id IN (SELECT media_id FROM locations WHERE library_id = ? AND excluded = 0)")
+        params.append(library)
+    return conditions, params
+
+
+# A capture time as the wall clock where it was taken, read as UTC (what a date with no offset means)
+_WALL_CLOCK = "(media.taken_at + COALESCE(media.taken_offset, 0) * 60)"
+EARTH_RADIUS_KM = 6371.0088
+KM_PER_DEGREE = math.pi * EARTH_RADIUS_KM / 180
+
+
+class TakenBound(NamedTuple):
+    """A bound on the capture time: an instant (UTC epoch seconds), or with ``wall_clock`` a local date
+    or time without offset, compared with each item's own wall clock (``at`` is that wall clock read as UTC)."""
+    at: float
+    wall_clock: bool
+
+
+class Near(NamedTuple):
+    """Within ``km`` kilometres (great-circle distance) of a point in decimal degrees."""
+    lat: float
+    lon: float
+    km: float
+
+
+def km_between(lat1: float | None, lon1: float | None, lat2: float, lon2: float) -> float | None:
+    """Great-circle distance in kilometres (haversine); None when a point is missing."""
+    if lat1 is None or lon1 is None:
+        return None
+    phi1, phi2 = math.radians(lat1), math.radians(lat2)
+    a = (math.sin((phi2 - phi1) / 2) ** 2
+         + math.cos(phi1) * math.cos(phi2) * math.sin(math.radians(lon2 - lon1) / 2) ** 2)
+    return 2 * EARTH_RADIUS_KM * math.asin(min(1.0, math.sqrt(a)))
 
 
 def media_vector_rows(conn: sqlite3.Connection, media_ids: Iterable[int] | None = None) -> dict[int, int]:

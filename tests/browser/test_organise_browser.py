@@ -64,7 +64,7 @@ def test_albums_view_shows_labelled_albums_and_a_rename_sticks(page: Page, stack
     page.locator(f'.album-card[data-kind="clusters"][data-id="{birds["id"]}"] .album-open').click()
     expect(page.locator(".album-heading")).to_have_text(birds["title"])
     expect(page.locator(".member-grid .member")).to_have_count(3)
-    page.get_by_label("Name").fill("Garden birds")
+    page.get_by_label("Name", exact=True).fill("Garden birds")
     page.get_by_role("button", name="Rename").click()
     expect(page.locator(".album-heading")).to_have_text("Garden birds")
     expect(page.locator(".rename-form [role=status]")).to_have_text("Saved.")

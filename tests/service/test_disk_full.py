@@ -57,13 +57,16 @@ def test_an_upload_that_would_eat_into_the_reserve_is_refused_up_front_with_507(
     assert health["disk"]["warning"].startswith("disk full:")
 
 
-def test_a_server_folder_that_would_eat_into_the_reserve_is_refused_with_507(make_client, tmp_path):
+def test_a_server_folder_is_not_copied_so_only_a_volume_already_under_the_reserve_refuses_it(make_client, tmp_path):
     folder = tmp_path / "root" / "trip"
     folder.mkdir(parents=True)
     with open(folder / "a.jpg", "wb") as sparse:  # larger than the free space, taking none of it
         sparse.truncate(disk_usage(tmp_path).free + 100 * 1024**3)
-    reply = make_client(disk_reserve_bytes=1).post("/ingest", json={"path": str(folder)})
-    assert reply.status_code == 507 and "no room for the files of" in reply.json()["detail"], reply.text
+    accepted = make_client(disk_reserve_bytes=1).post("/ingest", json={"path": str(folder)})
+    assert accepted.status_code == 202, accepted.text  # indexed in place: only its frames take room
+    refused = make_client(disk_reserve_bytes=disk_usage(tmp_path).free + 1024**3).post("/ingest",
+                                                                                       json={"path": str(folder)})
+    assert refused.status_code == 507 and "no room for the frames of" in refused.json()["detail"], refused.text
 
 
 def test_the_reserve_counts_the_declared_size_of_the_upload(make_client, monkeypatch):

@@ -113,7 +113,7 @@ def test_folder_ingest_walks_visible_files_and_refuses_links_out(client, ingest_
     assert job["source"] == "folder" and job["folder"] == str(ingest_root / "album")
     assert job["total"] == 4 and job["failed"] == 2
     reasons = {error["file"]: error["reason"] for error in job["errors"]}
-    assert "outside the ingest roots" in reasons["leak.jpg"] and reasons["gone.jpg"].startswith("unreadable")
+    assert "outside the library's folder" in reasons["leak.jpg"] and reasons["gone.jpg"].startswith("unreadable")
     assert queued_messages(redis_url) == before + 2
     stored = catalog.connect(client.app.state.gateway.settings.catalog_path).execute(
         "SELECT file, stored_path FROM job_items WHERE job_id=? AND status='queued' ORDER BY file",

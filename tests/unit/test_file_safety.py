@@ -19,13 +19,14 @@ import pytest
 from PIL import Image
 
 from services.gateway.media import stored_path
-from services.gateway.uploads import folder_files
 from services.ingest_worker import pipeline
 from services.ingest_worker.pipeline import IngestContext, ingest_item
 from services.ingest_worker.staging import sampling_policy
 from services.ingest_worker.video import probe_duration, sample_video, transcoded_for_opencv
 from shared import catalog, media_store
 from shared.errors import NotFound
+from shared.libraries.exclusions import Exclusions
+from shared.libraries.walk import walk
 from shared.media_store import MediaStore
 from shared.safe_open import OutsideRoots, RefusedFile, open_beneath, passed_fds
 from shared.settings import Settings
@@ -165,9 +166,9 @@ def test_library_files_and_symlinks_within_the_root_are_ingested_and_links_out_a
 
 
 def test_a_file_swapped_for_a_symlink_out_after_the_folder_was_listed_is_refused(world):
-    listed = folder_files(world.root, [world.root.resolve()])  # the gateway's listing, checked then
-    assert [(name, refused) for name, _, refused in listed] == [("photo.jpg", None)]
-    (item_id,) = world.folder_job(*[(name, path) for name, path, _ in listed])
+    listed = list(walk(world.root, Exclusions()))  # a library scan's listing, checked then
+    assert [(found.path, found.problem) for found in listed] == [("photo.jpg", None)]
+    (item_id,) = world.folder_job(*[(found.path, str(world.root / found.path)) for found in listed])
     swap = world.root / "swap.jpg"
     swap.symlink_to(world.outside / "private.jpg")
     os.replace(swap, world.root / "photo.jpg")

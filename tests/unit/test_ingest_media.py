@@ -74,7 +74,7 @@ def test_sniff_finds_the_real_image_type_whatever_the_name(tmp_path, pil_format,
     (bytes(range(7, 71)) + os.urandom(64), "not an image or video (unrecognised content)"),
     (b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n", "not an image or video (content looks like a PDF document)"),
     (b"PK\x03\x04" + bytes(40), "an archive or compressed file: archives are not expanded; upload the files in it"),
-    (b"\x00\x00\x00\x20ftypheic\x00\x00\x00\x00", "unsupported image format (HEIC)"),
+    (b"\x00\x00\x00\x14ftypM4A \x00\x00\x00\x00", "not an image or video (content looks like audio)"),
 ])
 def test_sniff_explains_what_a_non_media_file_is(content, reason):
     with pytest.raises(BadInput) as caught:

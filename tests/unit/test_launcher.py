@@ -32,7 +32,7 @@ def test_each_service_gets_its_settings_in_its_own_environment(tmp_path):
     assert dict(os.environ) == before
     assert stack.settings.worker_concurrency == 3 and stack.settings.data_path == tmp_path.resolve()
     assert [s.name for s in stack.services if s.name != "redis"] == [  # redis: unless MEDIASEARCH_REDIS_URL is set
-        "embedder", "index-0", "index-1", "worker-0", "worker-1", "gateway"]
+        "embedder", "index-0", "index-1", "worker-0", "worker-1", "watcher", "gateway"]
     shards = [stack.service(f"index-{n}") for n in range(2)]
     assert [s.argv for s in shards] == [[sys.executable, "-m", "services.index"]] * 2
     assert [(s.env["MEDIASEARCH_INDEX_SHARD_ID"], s.env["MEDIASEARCH_INDEX_SHARD_COUNT"],

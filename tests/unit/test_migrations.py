@@ -140,14 +140,18 @@ def test_a_version_3_catalog_with_rows_everywhere_is_upgraded_without_loss(v3_pa
     assert {row[0]: tuple(row[1:]) for row in conn.execute("SELECT id, attempts, claimed_by, claimed_at FROM job_items")} == {
         1: (0, None, None), 2: (0, None, None), 3: (0, None, None), 4: (0, None, None),
         5: (1, "before-schema-5", 1001.8), 6: (0, None, None)}
+    # Step 8: jobs and items from before libraries belong to none.
+    assert {row[0] for row in conn.execute("SELECT library_id FROM jobs")} == {None}
+    assert {row[0] for row in conn.execute("SELECT location_id FROM job_items")} == {None}
     upgraded = schema(conn)
-    altered = {"job_items", "media"}  # by steps 5 and 7 (their new columns are checked above and below)
+    altered = {"job_items", "media", "jobs"}  # by steps 5, 7 and 8 (their new columns are checked above and below)
     assert {name: sql for name, sql in upgraded.items() if name in old_schema and name not in altered} == {
         name: sql for name, sql in old_schema.items() if name not in altered}
     assert set(upgraded) - set(old_schema) == {
         "job_items_media", "media_near_duplicate", "job_items_claims",  # steps 4 and 5
         "users", "sessions", "sessions_user", "api_keys", "api_keys_user", "invitations", "audit_log",  # step 6
-        "media_taken", "media_camera"}  # step 7
+        "media_taken", "media_camera",  # step 7
+        "libraries", "locations", "locations_sha", "locations_media", "locations_failed", "job_items_location"}  # step 8
     fresh = catalog.connect(tmp_path / "fresh.sqlite3")
     assert schema(fresh) == upgraded  # an upgraded catalog and a new one are the same catalog
     fresh.close()

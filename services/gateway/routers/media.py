@@ -2,15 +2,27 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse
 
-from services.gateway import auth, media
+from services.gateway import auth, browse, media
 from services.gateway.media import StoredFile
 from services.gateway.routers.deps import GatewayDep
+from services.gateway.routers.search import FiltersDep
 from services.gateway.state import Gateway
-from shared.schemas import ErrorBody, MediaBulkDeleted, MediaDeleted, MediaIds, MediaInfo
+from shared.schemas import (
+    BrowsePage,
+    CameraList,
+    ErrorBody,
+    MediaBulkDeleted,
+    MediaDeleted,
+    MediaIds,
+    MediaInfo,
+    MonthList,
+)
 
 router = APIRouter(tags=["media"], responses={404: {"model": ErrorBody}})
 
@@ -21,7 +33,7 @@ _RANGED = {206: {"description": "Partial content (HTTP Range)"}, 416: {"descript
 
 def immutable_file(request: Request, gateway: Gateway, file: StoredFile) -> Response:
     """A content-addressed file with long caching; 304 when the client already has it; Range honoured."""
-    etag = f'"{file.path.name}"'
+    etag = f'"{file.etag or file.path.name}"'
     headers = {"Cache-Control": IMMUTABLE, "ETag": etag}
     if etag in request.headers.get("if-none-match", ""):
         return Response(status_code=304, headers=headers)
@@ -40,6 +52,32 @@ def get_thumb(frame_id: int, request: Request, gateway: GatewayDep) -> Response:
     return immutable_file(request, gateway, media.thumb_file(gateway, frame_id))
 
 
+@router.get("/media", response_model=BrowsePage, responses={422: {"model": ErrorBody}})
+def browse_media(
+    gateway: GatewayDep,
+    filters: FiltersDep,
+    sort: Annotated[Literal["taken", "added"], Query(
+        description="taken: when it was taken (media without a capture time: when added); added")] = "taken",
+    order: Annotated[Literal["desc", "asc"], Query(description="desc: newest first")] = "desc",
+    limit: Annotated[int, Query(ge=1, le=500, description="Items per page")] = 100,
+    cursor: Annotated[str | None, Query(max_length=200, description="next_cursor of the previous page")] = None,
+) -> BrowsePage:
+    """The whole library without a query, a page at a time, with the same filters as search."""
+    return browse.browse(gateway, filters, sort, order == "desc", limit, cursor)
+
+
+@router.get("/media/months", response_model=MonthList, responses={422: {"model": ErrorBody}})
+def media_months(gateway: GatewayDep, filters: FiltersDep) -> MonthList:
+    """How many media each month holds (where they were taken, local time), newest first: for a date scrubber."""
+    return browse.months(gateway, filters)
+
+
+@router.get("/cameras", response_model=CameraList)
+def list_cameras(gateway: GatewayDep) -> CameraList:
+    """The cameras that took the library's media (the `camera` filter's values), most used first."""
+    return browse.cameras(gateway)
+
+
 @router.get("/media/{media_id}", response_model=MediaInfo)
 def get_media_info(media_id: int, gateway: GatewayDep) -> MediaInfo:
     return media.media_info(gateway, media_id)
@@ -53,8 +91,15 @@ def get_original(media_id: int, request: Request, gateway: GatewayDep) -> Respon
 
 @router.get("/video/{media_id}", response_class=Response, responses=_RANGED)
 def get_video(media_id: int, request: Request, gateway: GatewayDep) -> Response:
-    """The original video, streamed with HTTP Range so players can seek to a moment."""
-    return immutable_file(request, gateway, media.original_file(gateway, media_id, videos_only=True))
+    """The video, streamed with HTTP Range so players can seek to a moment: the original, or for one browsers
+    cannot play (HEVC, AVI, ...) the H.264 copy made at ingest, on the same timeline."""
+    return immutable_file(request, gateway, media.playable_video(gateway, media_id))
+
+
+@router.get("/media/{media_id}/motion", response_class=Response, responses=_RANGED)
+def get_motion(media_id: int, request: Request, gateway: GatewayDep) -> Response:
+    """A Live Photo's motion clip (QuickTime; HTTP Range supported); 404 for media without one."""
+    return immutable_file(request, gateway, media.motion_file(gateway, media_id))
 
 
 @router.delete("/media/{media_id}", response_model=MediaDeleted)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
@@ -16,31 +15,52 @@ router = APIRouter(prefix="/search", tags=["search"],
                    responses={422: {"model": ErrorBody}, 503: {"model": ErrorBody}})
 
 
-def _epoch(moment: datetime | None) -> float | None:
-    if moment is None:
-        return None
-    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
-
-
-def search_options(
-    gateway: GatewayDep,
-    k: Annotated[int, Query(ge=1, description="Results per page (at most MEDIASEARCH_SEARCH_MAX_K)")] = 20,
-    offset: Annotated[int, Query(ge=0, le=10_000, description="Results to skip (pagination)")] = 0,
-    min_similarity: Annotated[float | None, Query(ge=-1, le=1, description="Drop results below this cosine")] = None,
+def media_filters(
     media_type: Annotated[Literal["image", "video"] | None,
                           Query(alias="type", description="Only images or only videos")] = None,
     folder: Annotated[str | None, Query(min_length=1, max_length=4096,
                                         description="Only media from this upload / server folder (and below)")] = None,
-    created_after: Annotated[datetime | None, Query(description="Only media added at or after (ISO 8601, UTC)")] = None,
-    created_before: Annotated[datetime | None,
-                              Query(description="Only media added at or before (ISO 8601, UTC)")] = None,
+    created_after: Annotated[str | None, Query(
+        max_length=64, description="Only media added at or after (ISO 8601 date-time, UTC without an offset)")] = None,
+    created_before: Annotated[str | None, Query(
+        max_length=64, description="Only media added at or before (ISO 8601 date-time, UTC without an offset)")] = None,
+    collection: Annotated[int | None, Query(description="Only media in this collection (GET /collections)")] = None,
+    taken_after: Annotated[str | None, Query(
+        max_length=64, description="Only media taken at or after: an ISO 8601 date (the whole day) or date-time. "
+                                   "Without an offset it is the wall clock where each was taken; with one, an "
+                                   "instant")] = None,
+    taken_before: Annotated[str | None, Query(
+        max_length=64, description="Only media taken before this date-time, or up to the end of this date "
+                                   "(ISO 8601, as taken_after)")] = None,
+    camera: Annotated[str | None, Query(min_length=1, max_length=200,
+                                        description="Only media from this camera, \"Make Model\" as GET /cameras "
+                                                    "lists them (exact, ignoring case)")] = None,
+    near: Annotated[str | None, Query(max_length=100, description="Only media taken within km of a point: "
+                                                                 "lat,lon,km (decimal degrees, kilometres)")] = None,
+    library: Annotated[int | None, Query(description="Only media with a file in this library (GET /libraries)")] = None,
+) -> Filters:
+    """The filters search and browsing (GET /media) share; InvalidParameter (422) for a malformed one."""
+    return Filters(kind=media_type, folder=folder, created_from=search.instant(created_after, "created_after"),
+                   created_to=search.instant(created_before, "created_before"), collection=collection,
+                   taken_from=search.taken_bound(taken_after, "taken_after"),
+                   taken_to=search.taken_bound(taken_before, "taken_before", end=True),
+                   camera=camera, near=search.near_point(near), library=library)
+
+
+FiltersDep = Annotated[Filters, Depends(media_filters)]
+
+
+def search_options(
+    gateway: GatewayDep,
+    filters: FiltersDep,
+    k: Annotated[int, Query(ge=1, description="Results per page (at most MEDIASEARCH_SEARCH_MAX_K)")] = 20,
+    offset: Annotated[int, Query(ge=0, le=10_000, description="Results to skip (pagination)")] = 0,
+    min_similarity: Annotated[float | None, Query(ge=-1, le=1, description="Drop results below this cosine")] = None,
     group: Annotated[Literal["video"] | None,
                      Query(description="`video`: one result per video, with its matching moments")] = None,
-    collection: Annotated[int | None, Query(description="Only media in this collection (GET /collections)")] = None,
     ef: Annotated[int | None, Query(ge=1, le=MAX_EF, description="Index search breadth: higher finds more of the "
                                                                   "true nearest, slower (default: the index's)")] = None,
 ) -> SearchOptions:
-    filters = Filters(media_type, folder, _epoch(created_after), _epoch(created_before), collection)
     return search.search_options(gateway, k=k, offset=offset, min_similarity=min_similarity, filters=filters,
                                  group_videos=group == "video", ef=ef)
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
-from services.gateway import uploads
+from services.gateway import libraries, uploads
 from services.gateway.routers.deps import GatewayDep
 from shared.schemas import ErrorBody, FolderIngest, JobCreated
 
@@ -43,7 +43,11 @@ async def upload_files(request: Request, gateway: GatewayDep) -> JobCreated:
 
 
 @router.post("/ingest", status_code=202, response_model=JobCreated,
-             responses={403: {"model": ErrorBody}, 404: {"model": ErrorBody}, 507: NO_ROOM})
+             responses={403: {"model": ErrorBody}, 404: {"model": ErrorBody}, 409: {"model": ErrorBody},
+                        503: {"model": ErrorBody}, 507: NO_ROOM})
 def ingest_server_folder(body: FolderIngest, gateway: GatewayDep) -> JobCreated:
-    """Index a folder on the server; only under MEDIASEARCH_INGEST_ROOTS (symlinks and `..` resolved first)."""
-    return JobCreated(job_id=uploads.ingest_folder(gateway, body.path))
+    """Index a folder on the server in place, once: only under MEDIASEARCH_INGEST_ROOTS (symlinks and `..`
+    resolved first). Nothing is copied and there is no cap on its size. It is scanned now as a one-off
+    library (POST /libraries makes it watched): the job holds its new and changed files; files deleted since
+    the last time leave. Its files are served from the folder."""
+    return libraries.ingest_folder(gateway, body.path)
