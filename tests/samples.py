@@ -61,3 +61,46 @@ def varied_texts(n: int, seed: int = 0) -> list[str]:
         if text not in texts:
             texts.append(text)
     return texts
+
+
+# -- phone formats (tests/unit/test_formats.py, tests/service/test_formats_serving.py) ----------------------
+def exif_orientation(value: int) -> bytes:
+    exif = Image.Exif()
+    exif[0x0112] = value
+    return exif.tobytes()
+
+
+def display_rotation(path: Path) -> float | None:
+    out = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries",
+                          "stream_side_data=rotation", "-of", "csv=p=0", str(path)],
+                         check=True, capture_output=True, text=True).stdout
+    return next((float(v) for v in out.replace(",", "\n").split() if v), None)
+
+
+# The display rotation (counter-clockwise degrees, as ffprobe says) and how the frames are stored for it.
+STORED_FOR = {-90: "transpose=2", 90: "transpose=1", 180: "hflip,vflip"}
+
+
+def phone_clip(tmp_path: Path, name: str, rotation: int, codec: str = "libx265", seconds: float = 2.0) -> Path:
+    """A portrait clip (red band at the top) stored as a phone stores it: frames turned, plus a display matrix."""
+    stored = tmp_path / f"stored-{name}"
+    ffmpeg("-f", "lavfi", "-i", f"testsrc2=size=180x320:rate=30:duration={seconds}",
+           "-vf", f"drawbox=x=0:y=0:w=180:h=60:color=red:t=fill,{STORED_FOR[rotation]}",
+           "-c:v", codec, "-pix_fmt", "yuv420p", *(["-tag:v", "hvc1", "-x265-params", "log-level=error"]
+                                                   if codec == "libx265" else []), str(stored))
+    clip = tmp_path / name
+    ffmpeg("-i", str(stored), "-c", "copy", "-metadata:s:v:0", f"rotate={rotation % 360}", str(clip))
+    assert display_rotation(clip) % 360 == rotation % 360  # the clip is what the test says it is
+    return clip
+
+
+def codec_of(path: Path) -> str:
+    return subprocess.run(["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries", "stream=codec_name",
+                           "-of", "csv=p=0", str(path)], check=True, capture_output=True, text=True).stdout.strip()
+
+
+def colour_change_clip(path: Path, *output: str) -> None:
+    """Blue for 1.5 s, then yellow for 1.5 s, with sound."""
+    ffmpeg("-f", "lavfi", "-i", "color=c=blue:s=320x240:r=30:d=1.5", "-f", "lavfi",
+           "-i", "color=c=yellow:s=320x240:r=30:d=1.5", "-f", "lavfi", "-i", "sine=frequency=440:duration=3",
+           "-filter_complex", "[0:v][1:v]concat=n=2:v=1:a=0[v]", "-map", "[v]", "-map", "2:a", *output, str(path))

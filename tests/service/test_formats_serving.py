@@ -7,7 +7,6 @@ HTTP Range; deleting the media removes them."""
 from __future__ import annotations
 
 import io
-import subprocess
 
 import httpx
 from PIL import Image
@@ -15,15 +14,14 @@ from PIL import Image
 from services.ingest_worker.pipeline import IngestContext, ingest_item
 from shared import catalog
 from shared.media_store import MediaStore
-from tests.samples import PHOTOS
-from tests.unit.test_formats import VideoStandIn, colour_change_clip, exif_orientation, phone_clip
+from tests.samples import PHOTOS, codec_of, colour_change_clip, exif_orientation, phone_clip
+from tests.stand_ins import StandInEmbedder
 
 
 def video_codec(data: bytes, tmp_path) -> str:
     path = tmp_path / "served"
     path.write_bytes(data)
-    return subprocess.run(["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries", "stream=codec_name",
-                           "-of", "csv=p=0", str(path)], check=True, capture_output=True, text=True).stdout.strip()
+    return codec_of(path)
 
 
 def test_a_live_photo_and_an_hevc_video_are_served_with_their_clip_and_preview(client, tmp_path):
@@ -41,7 +39,7 @@ def test_a_live_photo_and_an_hevc_video_are_served_with_their_clip_and_preview(c
 
     gateway = client.app.state.gateway
     worker = IngestContext(gateway.settings, catalog.connect(gateway.settings.catalog_path),
-                           MediaStore(gateway.settings.data_path), VideoStandIn(), httpx.Client(timeout=1))
+                           MediaStore(gateway.settings.data_path), StandInEmbedder(), httpx.Client(timeout=1))
     try:
         item_ids = [row[0] for row in worker.conn.execute("SELECT id FROM job_items WHERE job_id=?", (job_id,))]
         media = {ingest_item(item_id, worker).media_id for item_id in item_ids}

@@ -30,7 +30,7 @@ from shared.live_photos import MAX_MOTION_BYTES, pair_live_photos
 from shared.media_store import MediaStore
 from shared.settings import Settings
 from tests.conftest import free_port
-from tests.samples import PHOTOS, ffmpeg
+from tests.samples import PHOTOS, codec_of, colour_change_clip, exif_orientation, phone_clip
 from tests.stand_ins import StandInEmbedder
 
 SETTINGS = Settings()
@@ -51,12 +51,6 @@ def decode(path: Path, max_side: int = SETTINGS.frame_max_side):
 
 def distance(a: Image.Image, b: Image.Image) -> int:
     return phash_distance(perceptual_hash(a), perceptual_hash(b))
-
-
-def exif_orientation(value: int) -> bytes:
-    exif = Image.Exif()
-    exif[0x0112] = value
-    return exif.tobytes()
 
 
 # -- a DNG writer: TIFF directories with a colour filter array, as a camera or Adobe's converter writes --------
@@ -248,30 +242,6 @@ def test_a_raw_sensor_over_the_pixel_limit_is_refused_before_unpacking(tmp_path)
 
 
 # -- phone videos: rotation ------------------------------------------------------------------------------------
-def display_rotation(path: Path) -> float | None:
-    out = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries",
-                          "stream_side_data=rotation", "-of", "csv=p=0", str(path)],
-                         check=True, capture_output=True, text=True).stdout
-    return next((float(v) for v in out.replace(",", "\n").split() if v), None)
-
-
-# The display rotation (counter-clockwise degrees, as ffprobe says) and how the frames are stored for it.
-STORED_FOR = {-90: "transpose=2", 90: "transpose=1", 180: "hflip,vflip"}
-
-
-def phone_clip(tmp_path: Path, name: str, rotation: int, codec: str = "libx265", seconds: float = 2.0) -> Path:
-    """A portrait clip (red band at the top) stored as a phone stores it: frames turned, plus a display matrix."""
-    stored = tmp_path / f"stored-{name}"
-    ffmpeg("-f", "lavfi", "-i", f"testsrc2=size=180x320:rate=30:duration={seconds}",
-           "-vf", f"drawbox=x=0:y=0:w=180:h=60:color=red:t=fill,{STORED_FOR[rotation]}",
-           "-c:v", codec, "-pix_fmt", "yuv420p", *(["-tag:v", "hvc1", "-x265-params", "log-level=error"]
-                                                   if codec == "libx265" else []), str(stored))
-    clip = tmp_path / name
-    ffmpeg("-i", str(stored), "-c", "copy", "-metadata:s:v:0", f"rotate={rotation % 360}", str(clip))
-    assert display_rotation(clip) % 360 == rotation % 360  # the clip is what the test says it is
-    return clip
-
-
 def red_on_top(frame: Image.Image) -> bool:
     pixels = np.asarray(frame.convert("RGB"), dtype=np.float64)
     band = max(1, pixels.shape[0] // 8)
@@ -300,22 +270,10 @@ def test_the_ffmpeg_fallback_gives_upright_frames_too(tmp_path):
 
 
 # -- browser previews --------------------------------------------------------------------------------------------
-def codec_of(path: Path) -> str:
-    return subprocess.run(["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries", "stream=codec_name",
-                           "-of", "csv=p=0", str(path)], check=True, capture_output=True, text=True).stdout.strip()
-
-
 def frame_at(path: Path, seconds: float) -> Image.Image:
     png = subprocess.run(["ffmpeg", "-v", "error", "-ss", str(seconds), "-i", str(path), "-frames:v", "1", "-f",
                           "image2pipe", "-vcodec", "png", "-"], check=True, capture_output=True).stdout
     return Image.open(io.BytesIO(png)).convert("RGB")
-
-
-def colour_change_clip(path: Path, *output: str) -> None:
-    """Blue for 1.5 s, then yellow for 1.5 s, with sound."""
-    ffmpeg("-f", "lavfi", "-i", "color=c=blue:s=320x240:r=30:d=1.5", "-f", "lavfi",
-           "-i", "color=c=yellow:s=320x240:r=30:d=1.5", "-f", "lavfi", "-i", "sine=frequency=440:duration=3",
-           "-filter_complex", "[0:v][1:v]concat=n=2:v=1:a=0[v]", "-map", "[v]", "-map", "2:a", *output, str(path))
 
 
 @pytest.mark.parametrize("name, output, playable", [
@@ -367,19 +325,12 @@ def test_live_photos_pair_by_folder_and_stem_whatever_the_case():
 
 
 # -- through the pipeline ---------------------------------------------------------------------------------------
-class VideoStandIn(StandInEmbedder):
-    """The stand-in embedder, also pooling a video's frames into one more row."""
-
-    def embed_video(self, media_id: int, frame_rows: list[int]) -> int:
-        return self.embed_frames([(media_id, "pooled")])[0]
-
-
 @pytest.fixture
 def ctx(tmp_path):
     settings = Settings(data_dir=tmp_path / "data", ingest_roots=[tmp_path / "library"], disk_reserve_bytes=0,
                         index_urls=[f"http://127.0.0.1:{free_port()}"])
     context = IngestContext(settings, catalog.connect(settings.catalog_path), MediaStore(settings.data_path),
-                            VideoStandIn(), httpx.Client(timeout=1))
+                            StandInEmbedder(), httpx.Client(timeout=1))
     yield context
     context.close()
 
