@@ -57,6 +57,12 @@ WORK=$(mktemp -d)
 docker/init-env.sh "$WORK/env" >/dev/null
 MEDIASEARCH_REDIS_PASSWORD=$(sed -n 's/^MEDIASEARCH_REDIS_PASSWORD=//p' "$WORK/env")
 export MEDIASEARCH_REDIS_PASSWORD
+# A photo folder of the user's, mounted read-only at /library (README: "Your photo folder as a library").
+LIBRARY_PHOTOS=(n02123045_tabby n02504458_African_elephant n03792782_mountain_bike)
+mkdir -p "$WORK/library/trip"
+for name in "${LIBRARY_PHOTOS[@]}"; do cp "$DATA/photos/imagenet-sample/$name.JPEG" "$WORK/library/trip/"; done
+chmod -R a+rX "$WORK"  # the services run as uid 10001
+export MEDIASEARCH_LIBRARY_DIR=$WORK/library
 
 cleanup() {
   local status=$?
@@ -101,7 +107,7 @@ docker compose ps
 published=$(docker compose ps --format json | jq -rs 'flatten | map(select(any(.Publishers[]?; .PublishedPort > 0)) | .Service) | unique | join(" ")')
 [ "$published" = gateway ] || fail "services publishing ports: '$published' (only the gateway may)"
 [ "$(docker compose ps -q ingest_worker | wc -l)" = 2 ] || fail "expected two ingest_worker containers"
-for service in gateway embedder index ingest_worker; do
+for service in gateway embedder index ingest_worker watcher; do
   [ "$(docker compose exec -T "$service" id -u)" != 0 ] || fail "$service runs as root"
 done
 
@@ -178,6 +184,19 @@ content_type=$(api -o "$WORK/frame.jpg" -w '%{content_type}' "$BASE$frame_url")
 [ "$content_type" = image/jpeg ] || fail "$frame_url served $content_type"
 [ "$(head -c 2 "$WORK/frame.jpg" | od -An -tx1 | tr -d ' ')" = ffd8 ] || fail "$frame_url is not a JPEG"
 step "$frame_url serves a JPEG"
+
+step "the photo folder as a library, indexed in place"
+library=$(api -H 'Content-Type: application/json' -d '{"path": "/library", "name": "smoke library"}' \
+  "$BASE/libraries" | jq -r .id)
+library_ready() { api "$BASE/libraries/$library" | jq -e --argjson n ${#LIBRARY_PHOTOS[@]} '.status == "ready" and .media == $n'; }
+wait_for 300 "library $library ready with its ${#LIBRARY_PHOTOS[@]} photos" library_ready
+api "$BASE/libraries/$library" | jq -c '{name, status, media, failed, watching}'
+stored=$(docker compose exec -T gateway sh -c 'find /data -type f -exec sha256sum {} + 2>/dev/null' | cut -d' ' -f1)
+for name in "${LIBRARY_PHOTOS[@]}"; do
+  sum=$(sha256sum "$WORK/library/trip/$name.JPEG" | cut -d' ' -f1)
+  ! grep -q "$sum" <<<"$stored" || fail "the data volume holds a copy of the library's $name.JPEG"
+done
+step "library indexed; no original copied into the data volume"
 
 step "restarting the embedder"
 docker compose restart embedder
