@@ -56,6 +56,7 @@ const jobs = new JobsPanel({
 
 const libraries = new LibrariesPanel($("libraries-panel"), {
   onError: notify,
+  onListed: (list) => search.setLibraries(list),
   onChanged: () => {
     health.check();
     search.refresh();

@@ -11,10 +11,14 @@ const POLL_MS = 3000;
 const STATUS_LABELS = { scanning: "Scanning", ready: "Ready", unavailable: "Unavailable" };
 
 export class LibrariesPanel {
-  /** onChanged: a library's media changed (added, scanned, removed): the counts and results may be stale. */
-  constructor(root, { onChanged = () => {}, onError = () => {} } = {}) {
+  /**
+   * onChanged: a library's media changed (added, scanned, removed): the counts and results may be stale.
+   * onListed: the libraries as last read (for the search's library filter).
+   */
+  constructor(root, { onChanged = () => {}, onListed = () => {}, onError = () => {} } = {}) {
     this.root = root;
     this.onChanged = onChanged;
+    this.onListed = onListed;
     this.onError = onError;
     this.timer = null;
     this.views = new Map(); // id -> view
@@ -42,6 +46,7 @@ export class LibrariesPanel {
       return;
     }
     this.render(libraries);
+    this.onListed(libraries);
     // Live while a scan runs or its files are ingested; quiet otherwise.
     if (libraries.some((library) => library.status === "scanning")) this.timer = setTimeout(() => this.load(), POLL_MS);
   }

@@ -32,6 +32,8 @@ export class Search {
     this.takenBefore = $("taken-before");
     this.camera = $("camera-filter");
     this.near = $("near-filter");
+    this.library = $("library-filter");
+    this.wantedLibrary = ""; // a library id from the URL, chosen once the list of libraries arrives
 
     this.reference = null; // {kind: "image", file, label, url} | {kind: "similar", frameId, label, url}
     this.defaultPlaceholder = this.input.placeholder;
@@ -83,7 +85,7 @@ export class Search {
       }
     });
     this.group.addEventListener("change", () => this.run());
-    for (const input of [this.takenAfter, this.takenBefore, this.camera, this.near]) {
+    for (const input of [this.library, this.takenAfter, this.takenBefore, this.camera, this.near]) {
       input.addEventListener("change", () => this.run());
     }
     for (const input of [this.camera, this.near]) {
@@ -103,14 +105,14 @@ export class Search {
     return {
       type, folder: this.folder.value.trim(), minSimilarity, group: this.group.checked,
       takenAfter: this.takenAfter.value, takenBefore: this.takenBefore.value, camera: this.camera.value.trim(),
-      near: this.near.value.replace(/\s+/g, ""),
+      near: this.near.value.replace(/\s+/g, ""), library: this.library.value || this.wantedLibrary,
     };
   }
 
   /** The filters as API parameters, shared by search and the library timeline (empty ones are left out). */
   filterParams() {
-    const { type, folder, takenAfter, takenBefore, camera, near } = this.filters;
-    return { type, folder, taken_after: takenAfter, taken_before: takenBefore, camera, near };
+    const { type, folder, library, takenAfter, takenBefore, camera, near } = this.filters;
+    return { type, folder, library, taken_after: takenAfter, taken_before: takenBefore, camera, near };
   }
 
   /** Any filter that narrows what is shown (the similarity threshold counts only for searches). */
@@ -137,6 +139,7 @@ export class Search {
     this.takenBefore.value = params.get("taken_before") || "";
     this.camera.value = params.get("camera") || "";
     this.near.value = params.get("near") || "";
+    this.wantedLibrary = params.get("library") || "";
   }
 
   saveToUrl() {
@@ -385,7 +388,8 @@ export class Search {
   clearFilters() {
     document.querySelector('input[name="type"][value=""]').checked = true;
     this.folder.value = "";
-    for (const input of [this.takenAfter, this.takenBefore, this.camera, this.near]) input.value = "";
+    for (const input of [this.library, this.takenAfter, this.takenBefore, this.camera, this.near]) input.value = "";
+    this.wantedLibrary = "";
     this.minSimilarity.value = "0";
     this.minSimilarityValue.textContent = "0.00";
     this.run();
@@ -393,6 +397,17 @@ export class Search {
 
   setFolders(folders) {
     $("folder-options").replaceChildren(...folders.map((folder) => el("option", { value: folder })));
+  }
+
+  /** The libraries the library filter offers (GET /libraries, as the Libraries panel lists them). */
+  setLibraries(libraries) {
+    const chosen = this.library.value || this.wantedLibrary;
+    this.library.replaceChildren(el("option", { value: "" }, "any"),
+      ...libraries.map(({ id, name }) => el("option", { value: String(id) }, name)));
+    this.library.value = libraries.some(({ id }) => String(id) === chosen) ? chosen : "";
+    this.wantedLibrary = "";
+    // a chosen library that was removed narrows nothing any more
+    if (chosen && !this.library.value) this.run();
   }
 
   /** The cameras the camera filter offers (GET /cameras). */

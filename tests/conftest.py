@@ -165,7 +165,10 @@ def running_stack(tmp_path: Path, model_dir: Path, name: str, **extra: str) -> I
 @pytest.fixture(scope="session")
 def live_stack(tmp_path_factory, tiny_clip_dir) -> RunningStack:
     """One whole product shared by the integration tests of a session (they must not assume it is empty)."""
-    with running_stack(tmp_path_factory.mktemp("stack"), tiny_clip_dir, "session") as running:
+    # A second ingest root of its own, where tests make folders to add as libraries.
+    library_roots = tmp_path_factory.mktemp("library-roots")
+    with running_stack(tmp_path_factory.mktemp("stack"), tiny_clip_dir, "session",
+                       MEDIASEARCH_INGEST_ROOTS=f"{SHARED_DATA},{library_roots}") as running:
         yield running
 
 
