@@ -34,6 +34,7 @@ from shared.schemas import (
     EmbedVideoRequest,
     EmbedVideoResponse,
     ImageItem,
+    IndexCompareResponse,
     IndexHealth,
     IndexSearchRequest,
     IndexSearchResponse,
@@ -248,6 +249,10 @@ class AsyncIndexClient:
         reply = await self._call("POST", "/search", json=_search_body(vector, k, ef, allow_rows))
         return IndexSearchResponse.model_validate(reply.json())
 
+    async def compare(self, vector: np.ndarray, k: int, ef: int, repeat: int) -> IndexCompareResponse:
+        body = {"vector": np.asarray(vector, dtype=np.float32).tolist(), "k": k, "ef": ef, "repeat": repeat}
+        return IndexCompareResponse.model_validate((await self._call("POST", "/compare", json=body)).json())
+
     async def delete(self, rows: list[int]) -> None:
         await self._call("POST", "/delete", json={"rows": rows})
 
@@ -360,6 +365,10 @@ class AsyncIndexShards:
     async def search(self, vector: np.ndarray, k: int, ef: int | None = None,
                      allow_rows: list[int] | None = None) -> FanOut[IndexSearchResponse]:
         return await _aeach(self.shards, lambda shard: shard.search(vector, k, ef, allow_rows))
+
+    async def compare(self, vector: np.ndarray, k: int, ef: int, repeat: int) -> FanOut[IndexCompareResponse]:
+        """Each shard's graph answer beside its exact scan (validation only, never the product's search)."""
+        return await _aeach(self.shards, lambda shard: shard.compare(vector, k, ef, repeat))
 
     async def delete(self, rows: list[int]) -> FanOut[None]:
         return await _aeach(self.shards, lambda shard: shard.delete(rows))

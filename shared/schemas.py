@@ -144,6 +144,42 @@ class SearchResponse(BaseModel):
     partial: bool = Field(False, description="True when an index shard did not answer")
 
 
+MAX_COMPARE_EF_VALUES = 16
+
+
+class SearchCompareRequest(BaseModel):
+    q: str = Field(min_length=1, max_length=1000, description="The words to look for")
+    k: int = Field(10, ge=1, le=100)
+    ef_search: list[Annotated[int, Field(ge=1, le=100_000)]] = Field(
+        min_length=1, max_length=MAX_COMPARE_EF_VALUES, description="Graph search breadths to try, each at least k")
+    repeat: int = Field(1, ge=1, le=20, description="Times each search is run (timings per run)")
+
+
+class CompareHit(BaseModel):
+    row: int = Field(description="The vector's row in the store")
+    similarity: float
+    frame_id: int | None = Field(None, description="null for a row the catalog no longer knows")
+    media_id: int | None = None
+    name: str | None = None
+
+
+class CompareRun(BaseModel):
+    ef_search: int
+    recall: float = Field(description="Share of the exact top k the graph found")
+    hnsw_ms: list[float] = Field(description="Each run's graph search, inside the index (slowest shard)")
+    brute_ms: list[float] = Field(description="Each run's exact scan, inside the index (slowest shard)")
+    hnsw_results: list[CompareHit]
+    brute_results: list[CompareHit]
+
+
+class SearchCompareResponse(BaseModel):
+    query: str
+    k: int
+    encode_ms: float = Field(description="Encoding the words into a vector, through the embedder")
+    shards: int
+    runs: list[CompareRun]
+
+
 # -- gateway: media --------------------------------------------------------------------------------
 class FrameInfo(BaseModel):
     frame_id: int
@@ -435,6 +471,21 @@ class IndexSearchRequest(BaseModel):
 class IndexSearchResponse(BaseModel):
     rows: list[int]
     similarities: list[float]
+
+
+class IndexCompareRequest(BaseModel):
+    """One query answered by the graph and by an exact scan, ``repeat`` times each (for validation)."""
+    vector: list[float]
+    k: int = Field(10, ge=1, le=1_000)
+    ef: int = Field(ge=1, le=100_000)
+    repeat: int = Field(1, ge=1, le=20)
+
+
+class IndexCompareResponse(BaseModel):
+    hnsw: IndexSearchResponse
+    exact: IndexSearchResponse
+    hnsw_ms: list[float] = Field(description="Milliseconds of each graph search, inside the shard")
+    exact_ms: list[float] = Field(description="Milliseconds of each exact scan, inside the shard")
 
 
 class IndexDeleteRequest(BaseModel):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import sqlite3
+import time
 from dataclasses import dataclass, field, fields
 from datetime import UTC, date, datetime
 
@@ -29,7 +30,18 @@ from shared.errors import (
     Unavailable,
     too_large_message,
 )
-from shared.schemas import Moment, SearchResponse, SearchResult, frame_url, media_url, thumb_url
+from shared.schemas import (
+    CompareHit,
+    CompareRun,
+    Moment,
+    SearchCompareRequest,
+    SearchCompareResponse,
+    SearchResponse,
+    SearchResult,
+    frame_url,
+    media_url,
+    thumb_url,
+)
 from shared.vectors import OnZero, ZeroVector, unit
 
 MAX_INDEX_K = 10_000  # IndexSearchRequest's limit
@@ -308,3 +320,47 @@ async def search_similar(gateway: Gateway, frame_id: int, options: SearchOptions
     """More like this: the frame's own stored vector as the query (the frame itself is left out)."""
     vector = await anyio.to_thread.run_sync(frame_vector, gateway, frame_id)
     return await run_search(gateway, f"similar:{frame_id}", vector, options, exclude_frames=frozenset({frame_id}))
+
+
+# -- validation: the graph against an exact scan (mediasearch bench) -----------------------------------
+async def compare_with_exact(gateway: Gateway, request: SearchCompareRequest) -> SearchCompareResponse:
+    """Encode the words once, then ask every shard for its graph answer and its exact top k at each
+    ef_search; recall is the share of the merged exact top k the merged graph answer holds."""
+    below = [ef for ef in request.ef_search if ef < request.k]
+    if below:
+        raise InvalidParameter(f"ef_search {below[0]} is below k={request.k}: the graph search keeps ef candidates, "
+                               "so it cannot return k results from fewer; use ef_search >= k")
+    text = query_text(request.q)
+    start = time.perf_counter()
+    vector = direction(await gateway.embedder.embed_text(text))
+    encode_ms = (time.perf_counter() - start) * 1000
+    runs = []
+    for ef in dict.fromkeys(request.ef_search):
+        asked = await gateway.shards.compare(vector, request.k, ef, request.repeat)
+        if asked.partial or not asked.answers:
+            raise Unavailable("an index shard did not answer: " + "; ".join(str(f) for f in asked.failures))
+        hnsw = _merged([(a.hnsw.rows, a.hnsw.similarities) for a in asked.answers], request.k)
+        exact = _merged([(a.exact.rows, a.exact.similarities) for a in asked.answers], request.k)
+        known = await anyio.to_thread.run_sync(known_rows, gateway, [row for row, _ in hnsw + exact])
+        exact_rows = {row for row, _ in exact}
+        runs.append(CompareRun(
+            ef_search=ef, recall=len(exact_rows & {row for row, _ in hnsw}) / len(exact) if exact else 1.0,
+            hnsw_ms=[max(times) for times in zip(*(a.hnsw_ms for a in asked.answers))],
+            brute_ms=[max(times) for times in zip(*(a.exact_ms for a in asked.answers))],
+            hnsw_results=[_hit(row, sim, known) for row, sim in hnsw],
+            brute_results=[_hit(row, sim, known) for row, sim in exact]))
+    return SearchCompareResponse(query=text, k=request.k, encode_ms=encode_ms, shards=len(gateway.shards.urls),
+                                 runs=runs)
+
+
+def _merged(answers: list[tuple[list[int], list[float]]], k: int) -> list[tuple[int, float]]:
+    pairs = [pair for rows, sims in answers for pair in zip(rows, sims)]
+    return sorted(pairs, key=lambda pair: -pair[1])[:k]
+
+
+def _hit(row: int, similarity: float, known: dict[int, sqlite3.Row]) -> CompareHit:
+    info = known.get(row)
+    if info is None:
+        return CompareHit(row=row, similarity=similarity)
+    return CompareHit(row=row, similarity=similarity, frame_id=info["frame_id"], media_id=info["media_id"],
+                      name=info["name"])

@@ -29,6 +29,8 @@ from shared.internal_auth import (
 )
 from shared.schemas import (
     VECTORS_STREAM,
+    IndexCompareRequest,
+    IndexCompareResponse,
     IndexDeleteRequest,
     IndexHealth,
     IndexSearchRequest,
@@ -132,6 +134,28 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         except ValueError as exc:
             raise HTTPException(422, str(exc)) from exc
         return IndexSearchResponse(rows=rows, similarities=sims)
+
+    def compare(request: IndexCompareRequest) -> IndexCompareResponse:
+        query = np.asarray(request.vector, dtype=np.float32)
+        hnsw_ms, exact_ms = [], []
+        for _ in range(request.repeat):
+            start = time.perf_counter()
+            hnsw = shard.search(query, request.k, request.ef)
+            middle = time.perf_counter()
+            exact = shard.exact_search(query, request.k)
+            hnsw_ms.append((middle - start) * 1000)
+            exact_ms.append((time.perf_counter() - middle) * 1000)
+        return IndexCompareResponse(hnsw=IndexSearchResponse(rows=hnsw[0], similarities=hnsw[1]),
+                                    exact=IndexSearchResponse(rows=exact[0], similarities=exact[1]),
+                                    hnsw_ms=hnsw_ms, exact_ms=exact_ms)
+
+    @app.post("/compare", response_model=IndexCompareResponse)
+    async def compare_with_exact(request: IndexCompareRequest) -> IndexCompareResponse:
+        """The graph's answer and an exact scan's, with the time of each inside the shard (validation)."""
+        try:
+            return await run_in_threadpool(compare, request)
+        except ValueError as exc:
+            raise HTTPException(422, str(exc)) from exc
 
     @app.post("/delete")
     def delete(request: IndexDeleteRequest) -> dict:

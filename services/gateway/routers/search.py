@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
 from services.gateway import search
 from services.gateway.routers.deps import GatewayDep
 from services.gateway.search import MAX_EF, Filters, SearchOptions
-from shared.schemas import ErrorBody, SearchResponse
+from shared.schemas import ErrorBody, SearchCompareRequest, SearchCompareResponse, SearchResponse
 
 router = APIRouter(prefix="/search", tags=["search"],
                    responses={422: {"model": ErrorBody}, 503: {"model": ErrorBody}})
@@ -92,3 +92,10 @@ async def search_image(file: Annotated[UploadFile, File(description="The query i
 async def search_similar(frame_id: int, options: Options, gateway: GatewayDep) -> SearchResponse:
     """More like this: the frame's own stored vector as the query (the frame itself is left out)."""
     return await search.search_similar(gateway, frame_id, options)
+
+
+@router.post("/compare", response_model=SearchCompareResponse)
+async def compare_with_exact(request: SearchCompareRequest, gateway: GatewayDep) -> SearchCompareResponse:
+    """Validation, not search: the index's graph answer for the words beside an exact scan of every vector,
+    at each ef_search, with recall and the time of each inside the index (`mediasearch bench` uses it)."""
+    return await search.compare_with_exact(gateway, request)
