@@ -212,23 +212,21 @@ def media_locations(conn: sqlite3.Connection, media_id: int) -> list[MediaLocati
 
 def original_locations(conn: sqlite3.Connection, media_id: int) -> list[tuple[LocationRow, LibraryRow]]:
     """The files that can serve a media item's original, oldest first, with their libraries."""
-    rows = conn.execute(
-        "SELECT locations.id FROM locations WHERE media_id=? AND excluded=0 ORDER BY id", (media_id,)).fetchall()
-    found = []
-    for (location_id,) in rows:
-        location = get_location(conn, location_id)
-        library = get_library(conn, location["library_id"]) if location else None
-        if location and library:
-            found.append((location, library))
-    return found
+    return _with_libraries(conn, conn.execute(
+        "SELECT locations.id FROM locations WHERE media_id=? AND excluded=0 ORDER BY id", (media_id,)))
 
 
 def motion_clip_locations(conn: sqlite3.Connection, media_id: int) -> list[tuple[LocationRow, LibraryRow]]:
     """The Live Photo motion clips beside a media item's files in libraries, oldest first."""
-    rows = conn.execute("SELECT clip.id FROM locations AS still JOIN locations AS clip ON clip.motion_of = still.id "
-                        "WHERE still.media_id=? AND still.excluded=0 ORDER BY clip.id", (media_id,)).fetchall()
+    return _with_libraries(conn, conn.execute(
+        "SELECT clip.id FROM locations AS still JOIN locations AS clip ON clip.motion_of = still.id "
+        "WHERE still.media_id=? AND still.excluded=0 ORDER BY clip.id", (media_id,)))
+
+
+def _with_libraries(conn: sqlite3.Connection, location_ids: Iterable[tuple[int]]) -> list[tuple[LocationRow, LibraryRow]]:
+    """Each location (by id, in order) with its library; those gone meanwhile are left out."""
     found = []
-    for (location_id,) in rows:
+    for (location_id,) in list(location_ids):
         location = get_location(conn, location_id)
         library = get_library(conn, location["library_id"]) if location else None
         if location and library:
