@@ -122,7 +122,6 @@ from shared.catalog.media import (
     media_kinds,
     media_rows,
     missing_media,
-    near_duplicate_candidates,
     near_duplicates,
     phash_distance,
     set_frame_rows,
@@ -176,7 +175,7 @@ __all__ = [
     "set_member_similarities", "set_state", "set_video_row", "stored_shas", "transaction", "unclustered_media", "unembedded",
     "upload_aliases", "user_version", "video_row", "waiting_items",
     # duplicates: perceptual-hash bands and visual neighbours (media, visual_pairs)
-    "PHASH_BANDS", "band_expression", "near_duplicate_candidates", "forget_visual_pairs", "record_visual_pairs", "visual_pairs", "visual_rows",
+    "PHASH_BANDS", "band_expression", "forget_visual_pairs", "record_visual_pairs", "visual_pairs", "visual_rows",
     # when and where it was taken: filters and browsing (vector_rows, timeline)
     "CameraCount", "MonthCount", "Near", "TakenBound", "TimelineRow", "TimelineSort", "cameras", "media_conditions",
     "months", "timeline_page",
