@@ -202,6 +202,8 @@ def _member(row: sqlite3.Row, match: str, score: float) -> DuplicateMember:
 
 def _aliases(row: sqlite3.Row, aliases: dict[int, list[sqlite3.Row]]) -> list[DuplicateMember]:
     """The other names this stored file was uploaded under."""
+    if not aliases.get(row["id"]):
+        return []
     item = library_item(row).model_dump()
     return [DuplicateMember(**{**item, "name": alias["file"], "folder": alias["folder"]}, match="exact", score=1.0,
                             item_id=alias["id"]) for alias in aliases.get(row["id"], [])]
