@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 SHARED := $(abspath ../shared)
 
-.PHONY: install system-deps run test test-fast bench bench-index bench-embedder bench-search bench-rescan load compose-smoke \
+.PHONY: install system-deps run test test-fast bench bench-index bench-embedder bench-search bench-rescan bench-duplicates load compose-smoke \
 	lint clean
 
 # System packages the tests use (a real Redis server, headless Chromium, ffmpeg); needs root and apt.
@@ -62,6 +62,11 @@ bench-search: $(INSTALLED)
 # A library rescan of an unchanged tree of 100,000 generated files (stats only); bench/results/rescan.md.
 bench-rescan: $(INSTALLED)
 	$(PY) bench/bench_rescan.py
+
+# GET /duplicates' library call on 50,000 generated photos against the all-pairs code before it (at 5,000)
+# and the near-duplicate lookup against a scan, in one run; bench/results/duplicates.md.
+bench-duplicates: $(INSTALLED)
+	$(PY) bench/bench_duplicates.py
 
 # 32 concurrent searchers for a fixed time while an ingest job runs (loopback only).
 load: $(INSTALLED)

@@ -99,6 +99,7 @@ from shared.catalog.jobs import (
     waiting_items,
 )
 from shared.catalog.media import (
+    PHASH_BANDS,
     DeletedMedia,
     FrameRow,
     LibraryCounts,
@@ -107,6 +108,7 @@ from shared.catalog.media import (
     MediaStatus,
     MediaWithCover,
     NearDuplicateGroup,
+    band_expression,
     counts,
     delete_media,
     find_near_duplicate,
@@ -152,6 +154,7 @@ from shared.catalog.vector_rows import (
     rows_matching,
     unembedded,
 )
+from shared.catalog.visual_pairs import forget_visual_pairs, record_visual_pairs, visual_pairs, visual_rows
 
 __all__ = [
     "LIVE_ITEM_STATES", "MAX_LISTED_ERRORS", "SCHEMA_VERSION", "STEPS", "TERMINAL_ITEM_STATES", "WORKER_GONE",
@@ -171,6 +174,8 @@ __all__ = [
     "rows_matching", "set_cluster_centroid", "set_cluster_label", "set_frame_rows", "set_item",
     "set_member_similarities", "set_state", "set_video_row", "stored_shas", "transaction", "unclustered_media", "unembedded",
     "upload_aliases", "user_version", "video_row", "waiting_items",
+    # duplicates: perceptual-hash bands and visual neighbours (media, visual_pairs)
+    "PHASH_BANDS", "band_expression", "forget_visual_pairs", "record_visual_pairs", "visual_pairs", "visual_rows",
     # when and where it was taken: filters and browsing (vector_rows, timeline)
     "CameraCount", "MonthCount", "Near", "TakenBound", "TimelineRow", "TimelineSort", "cameras", "media_conditions",
     "months", "timeline_page",

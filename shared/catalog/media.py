@@ -11,6 +11,8 @@ import sqlite3
 import time
 from collections.abc import Iterable
 from enum import StrEnum
+from itertools import combinations
+from math import comb
 from typing import NamedTuple, TypedDict, cast
 
 from shared.catalog.core import chunks, marks, transaction
@@ -54,6 +56,7 @@ class MediaRow(TypedDict):
     gps_lon: float | None
     motion_path: str | None   # a Live Photo's motion clip, relative to the data dir
     preview_path: str | None  # a browser-playable copy of a video browsers cannot play (ingest_worker/preview.py)
+    visual_row: int | None    # the vector row whose nearest neighbours visual_pairs records (None: not yet)
 
 
 class MediaWithCover(MediaRow):
@@ -229,16 +232,64 @@ def phash_distance(a: str, b: str) -> int:
     return (int(a, 16) ^ int(b, 16)).bit_count()
 
 
+# A perceptual hash is 16 hex digits (64 bits), looked up by multi-index hashing: each band of 4 digits
+# has an index on ``substr(phash, ...)`` (migration step 9). Two hashes at most d bits apart differ in at
+# most d // PHASH_BANDS bits in one band at least (pigeonhole), so every hash within d bits is among the
+# rows whose band equals, in some band, a value within that many bits of ours.
+PHASH_BANDS = 4
+BAND_DIGITS = 4
+MAX_BAND_PROBES = 1024  # band values looked up per band; beyond that (d >= 16) reading every hash costs less
+
+
+def band_expression(band: int) -> str:
+    """The SQL of a band, as the index on it is written (a query must spell it the same to use it)."""
+    return f"substr(phash, {band * BAND_DIGITS + 1}, {BAND_DIGITS})"
+
+
+def _within_bits(value: int, bits: int, radius: int) -> list[int]:
+    """Every ``bits``-bit value at most ``radius`` bits from ``value``."""
+    found = [value]
+    for flips in range(1, radius + 1):
+        found += [value ^ sum(1 << bit for bit in chosen) for chosen in combinations(range(bits), flips)]
+    return found
+
+
+def _probes(phash: str, max_distance: int) -> list[list[str]] | None:
+    """For each band, the band values a hash within ``max_distance`` bits may have (None: too many)."""
+    radius = max_distance // PHASH_BANDS
+    if sum(comb(BAND_DIGITS * 4, flips) for flips in range(radius + 1)) > MAX_BAND_PROBES:
+        return None
+    bands = [int(phash[band * BAND_DIGITS:(band + 1) * BAND_DIGITS], 16) for band in range(PHASH_BANDS)]
+    return [[f"{value:0{BAND_DIGITS}x}" for value in _within_bits(band, BAND_DIGITS * 4, radius)] for band in bands]
+
+
+def near_duplicate_candidates(conn: sqlite3.Connection, phash: str, max_distance: int,
+                              kind: MediaKind | str = MediaKind.IMAGE) -> list[sqlite3.Row]:
+    """Rows ``(id, phash, near_duplicate_of)`` of ``kind`` that include every hash within ``max_distance``
+    bits of ``phash``, from the band indexes (or all hashes of that kind when d is too large for them)."""
+    phash = phash.lower()
+    probes = _probes(phash, max_distance) if len(phash) == PHASH_BANDS * BAND_DIGITS else None
+    if probes is None:
+        return conn.execute("SELECT id, phash, near_duplicate_of FROM media WHERE kind=? AND phash IS NOT NULL",
+                            (MediaKind(kind),)).fetchall()
+    found: dict[int, sqlite3.Row] = {}
+    for band, values in enumerate(probes):
+        for chunk in chunks(values):
+            for row in conn.execute(f"SELECT id, phash, near_duplicate_of FROM media "
+                                    f"WHERE {band_expression(band)} IN ({marks(chunk)}) AND kind=?",
+                                    [*chunk, MediaKind(kind)]):
+                found[row["id"]] = row
+    return list(found.values())
+
+
 def find_near_duplicate(conn: sqlite3.Connection, phash: str, max_distance: int,
                         kind: MediaKind | str = MediaKind.IMAGE) -> int | None:
-    """The original (never itself a near duplicate) of the closest media within ``max_distance`` bits."""
-    best: tuple[int, int] | None = None
-    for row in conn.execute("SELECT id, phash, near_duplicate_of FROM media WHERE kind=? AND phash IS NOT NULL",
-                            (MediaKind(kind),)):
-        distance = phash_distance(phash, row["phash"])
-        if distance <= max_distance and (best is None or distance < best[0]):
-            best = (distance, row["near_duplicate_of"] or row["id"])
-    return best[1] if best else None
+    """The original (never itself a near duplicate) of the closest media within ``max_distance`` bits
+    (the oldest of the closest)."""
+    matches = [(distance, row["id"], row["near_duplicate_of"] or row["id"])
+               for row in near_duplicate_candidates(conn, phash, max_distance, kind)
+               if (distance := phash_distance(phash, row["phash"])) <= max_distance]
+    return min(matches)[2] if matches else None
 
 
 def near_duplicates(conn: sqlite3.Connection, limit: int = 1000) -> list[NearDuplicateGroup]:

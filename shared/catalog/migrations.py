@@ -257,6 +257,27 @@ ALTER TABLE job_items ADD COLUMN location_id INTEGER;
 CREATE INDEX IF NOT EXISTS job_items_location ON job_items(location_id);
 """
 
+_V9 = """
+-- Near duplicates through indexes (catalog/media.py: find_near_duplicate): the four 16-bit bands of a
+-- perceptual hash, each indexed; building an index reads the hashes already there.
+CREATE INDEX IF NOT EXISTS media_phash_band0 ON media(substr(phash, 1, 4), kind);
+CREATE INDEX IF NOT EXISTS media_phash_band1 ON media(substr(phash, 5, 4), kind);
+CREATE INDEX IF NOT EXISTS media_phash_band2 ON media(substr(phash, 9, 4), kind);
+CREATE INDEX IF NOT EXISTS media_phash_band3 ON media(substr(phash, 13, 4), kind);
+-- Visual duplicates (catalog/visual_pairs.py): pairs of media whose vectors are nearest neighbours in the
+-- index and at least VISUAL_FLOOR similar, recorded once per vector; a media item's visual_row is the vector
+-- row whose neighbours are recorded (NULL, as for every row here: not looked up yet; the next duplicate
+-- report looks them up in the index).
+CREATE TABLE IF NOT EXISTS visual_pairs (
+    a INTEGER NOT NULL REFERENCES media(id) ON DELETE CASCADE,  -- a < b
+    b INTEGER NOT NULL REFERENCES media(id) ON DELETE CASCADE,
+    similarity REAL NOT NULL,
+    PRIMARY KEY (a, b)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS visual_pairs_b ON visual_pairs(b);  -- deleting media b cascades without a scan
+ALTER TABLE media ADD COLUMN visual_row INTEGER;
+"""
+
 STEPS: tuple[Step, ...] = (
     sql_step(1, "jobs, job items, media, frames", _V1),
     sql_step(2, "video_vectors: one pooled vector per video", _V2),
@@ -267,6 +288,7 @@ STEPS: tuple[Step, ...] = (
     sql_step(7, "media: taken_at, taken_offset, taken_at_source, camera, lens, gps, motion_path, preview_path; "
                 "job_items.motion_path", _V7),
     sql_step(8, "libraries, locations; jobs.library_id, job_items.location_id", _V8),
+    sql_step(9, "indexes on the perceptual hash's bands; visual_pairs, media.visual_row", _V9),
 )
 SCHEMA_VERSION = STEPS[-1].version
 

@@ -2,9 +2,12 @@
 
 - exact: the same bytes uploaded again (same SHA-256). The catalog stores the content once and records
   the later upload as a 'duplicate' job item pointing at it; its name is kept and shown.
-- near: a perceptual-hash match found at ingest (``media.near_duplicate_of``): resized or re-encoded copies.
+- near: a perceptual-hash match found at ingest (``media.near_duplicate_of``, looked up through the hash's
+  band indexes): resized or re-encoded copies.
 - visual: vectors at least ``threshold`` cosine-similar (crops, edits, bursts), photos with photos and
-  videos (their pooled vectors) with videos.
+  videos (their pooled vectors) with videos. Each media item's nearest neighbours are looked up once in
+  the HNSW index (``look_up_visual_pairs``) and the pairs at least ``VISUAL_FLOOR`` similar are recorded
+  in the catalog, so a report reads pairs instead of comparing every vector with every other.
 
 Items linked by any of these form one group; the copy to keep is the one with the most pixels (then
 the largest file, then the oldest), and every other member says how it matches that copy.
@@ -14,31 +17,96 @@ from __future__ import annotations
 
 import sqlite3
 from collections import defaultdict
+from typing import Protocol
 
 import numpy as np
 
 from shared import catalog
+from shared.clients import IndexShards
 from shared.organise.media_vectors import media_vectors
 from shared.organise.views import library_item
 from shared.schemas import DuplicateGroup, DuplicateKind, DuplicateMember, DuplicateReport
 from shared.vectors import VectorStore
 
 KIND_ORDER: tuple[DuplicateKind, ...] = ("exact", "near", "visual")  # strictest first
-BLOCK_ELEMENTS = 1 << 22  # similarity entries computed at once (16 MiB of float32)
+VISUAL_FLOOR = 0.8  # the lowest threshold GET /duplicates takes: the recorded pairs serve any threshold above
+NEIGHBOURS = 16  # nearest neighbours looked at per item; a larger group links through its members' neighbours
+LOOKUP_BATCH = 256  # items looked up between two writes of what they found (no write lock while searching)
 
 
-def similar_pairs(vectors: np.ndarray, threshold: float) -> list[tuple[int, int, float]]:
-    """``(i, j, cosine)`` for every pair i < j of unit vectors at least ``threshold`` similar."""
-    count = len(vectors)
-    block = max(1, BLOCK_ELEMENTS // max(count, 1))
-    pairs = []
-    for start in range(0, count, block):
-        similar = vectors[start:start + block] @ vectors[start:].T
-        rows, cols = np.nonzero(similar >= threshold)
-        for row, col in zip(rows.tolist(), cols.tolist()):
-            if col > row:
-                pairs.append((start + row, start + col, float(similar[row, col])))
-    return pairs
+class NeighbourIndex(Protocol):
+    """The HNSW index as duplicate finding asks it (the index shards: ``ShardedIndex``)."""
+
+    def indexed_through(self) -> int | None:
+        """Every vector row below this can be found (None: the index cannot say now)."""
+
+    def nearest(self, vector: np.ndarray, k: int, allow_rows: list[int] | None) -> tuple[list[int], list[float]] | None:
+        """The ``k`` nearest rows (among ``allow_rows`` when given) and their similarities; None: no answer."""
+
+
+class ShardedIndex:
+    """Every index shard as one ``NeighbourIndex``: a row can be found once every shard has caught up with it."""
+
+    def __init__(self, shards: IndexShards):
+        self.shards = shards
+
+    def indexed_through(self) -> int | None:
+        health = self.shards.health()
+        return None if health.partial else min((shard.indexed_through for shard in health.answers), default=0)
+
+    def nearest(self, vector: np.ndarray, k: int, allow_rows: list[int] | None) -> tuple[list[int], list[float]] | None:
+        asked = self.shards.search(vector, k, None, allow_rows)
+        if asked.partial:
+            return None
+        hits = sorted(((sim, row) for answer in asked.answers for row, sim in zip(answer.rows, answer.similarities)),
+                      reverse=True)[:k]
+        return [row for _, row in hits], [sim for sim, _ in hits]
+
+
+def look_up_visual_pairs(conn: sqlite3.Connection, store: VectorStore, index: NeighbourIndex) -> int:
+    """Record the visual neighbours (at least ``VISUAL_FLOOR`` similar) of every media item whose vector the
+    index can find and whose neighbours are not recorded for that vector yet; returns how many items were
+    looked up. Photos are matched with photos, videos' pooled vectors with those of other videos.
+
+    Only rows the index has caught up with are looked up, so of two items the one looked up later finds
+    the other: no pair is missed for being indexed late. A shard that does not answer stops the lookup;
+    the next report goes on from there."""
+    rows = catalog.media_vector_rows(conn)
+    recorded = catalog.visual_rows(conn)
+    changed = [media_id for media_id, row in recorded.items() if rows.get(media_id) != row]  # re-embedded
+    if changed:
+        catalog.forget_visual_pairs(conn, changed)
+    through = index.indexed_through()
+    if through is None:
+        return 0
+    vectors, _ = store.view()
+    through = min(through, len(vectors))
+    todo = sorted(media_id for media_id, row in rows.items() if row < through and recorded.get(media_id) != row)
+    if not todo:
+        return 0
+    kinds = catalog.media_kinds(conn)
+    media_of_row = {row: media_id for media_id, row in rows.items()}
+    # a video's pooled vector is searched among pooled vectors (else its own frames are its nearest rows)
+    video_rows = sorted(row for media_id, row in rows.items() if kinds.get(media_id) == catalog.MediaKind.VIDEO)
+    looked_up = 0
+    for start in range(0, len(todo), LOOKUP_BATCH):
+        pairs, done = [], {}
+        for media_id in todo[start:start + LOOKUP_BATCH]:
+            kind = kinds.get(media_id)
+            found = index.nearest(vectors[rows[media_id]], NEIGHBOURS + 1,
+                                  video_rows if kind == catalog.MediaKind.VIDEO else None)
+            if found is None:
+                break
+            for row, similarity in zip(*found):
+                other = media_of_row.get(row)
+                if other not in (None, media_id) and kinds.get(other) == kind and similarity >= VISUAL_FLOOR:
+                    pairs.append((media_id, other, similarity))
+            done[media_id] = rows[media_id]
+        catalog.record_visual_pairs(conn, pairs, done)
+        looked_up += len(done)
+        if len(done) < len(todo[start:start + LOOKUP_BATCH]):
+            break
+    return looked_up
 
 
 class _Groups:
@@ -69,7 +137,11 @@ def _keeper(rows: list[sqlite3.Row]) -> sqlite3.Row:
 
 
 def find_duplicates(conn: sqlite3.Connection, store: VectorStore | None, threshold: float,
-                    near_max_distance: int) -> DuplicateReport:
+                    near_max_distance: int, index: NeighbourIndex | None = None) -> DuplicateReport:
+    """The duplicate groups. With ``index``, the visual neighbours of media not looked up yet are looked up
+    first (``look_up_visual_pairs``); visual pairs below ``VISUAL_FLOOR`` are never recorded."""
+    if store is not None and index is not None:
+        look_up_visual_pairs(conn, store, index)
     groups, near_groups = _Groups(), _Groups()  # linked by anything; linked by perceptual hashes
     for group in catalog.near_duplicates(conn, limit=1_000_000):
         original = group["original"]["id"]
@@ -80,20 +152,18 @@ def find_duplicates(conn: sqlite3.Connection, store: VectorStore | None, thresho
     for alias in catalog.upload_aliases(conn):
         aliases[alias["media_id"]].append(alias)
         groups.find(alias["media_id"])
+    for a, b, _ in catalog.visual_pairs(conn, threshold):
+        groups.join(a, b)
+    components = [c for c in groups.components() if len(c) > 1 or aliases.get(c[0])]
+    grouped = [media_id for component in components for media_id in component]
+    all_rows = catalog.media_rows(conn, grouped)
     vectors: dict[int, np.ndarray] = {}
     if store is not None:
-        ids, matrix = media_vectors(conn, store)
+        ids, matrix = media_vectors(conn, store, grouped)
         vectors = dict(zip(ids, matrix))
-        kinds = catalog.media_kinds(conn)
-        for kind in ("image", "video"):
-            same = [i for i, media_id in enumerate(ids) if kinds.get(media_id) == kind]
-            for i, j, _ in similar_pairs(matrix[same], threshold):
-                groups.join(ids[same[i]], ids[same[j]])
     report = []
-    for component in groups.components():
-        if len(component) < 2 and not aliases.get(component[0]):
-            continue
-        rows = catalog.media_rows(conn, component)
+    for component in components:
+        rows = {media_id: all_rows[media_id] for media_id in component if media_id in all_rows}
         if not rows:
             continue
         keeper = _keeper(list(rows.values()))
@@ -132,6 +202,8 @@ def _member(row: sqlite3.Row, match: str, score: float) -> DuplicateMember:
 
 def _aliases(row: sqlite3.Row, aliases: dict[int, list[sqlite3.Row]]) -> list[DuplicateMember]:
     """The other names this stored file was uploaded under."""
+    if not aliases.get(row["id"]):
+        return []
     item = library_item(row).model_dump()
     return [DuplicateMember(**{**item, "name": alias["file"], "folder": alias["folder"]}, match="exact", score=1.0,
                             item_id=alias["id"]) for alias in aliases.get(row["id"], [])]

@@ -1,5 +1,7 @@
 """The catalog's own guarantees."""
 
+import itertools
+import random
 import sqlite3
 
 import pytest
@@ -113,3 +115,57 @@ def test_claiming_a_media_row_finds_its_items_by_index(conn):
     (lookup,) = [sql for sql in statements if sql.startswith("SELECT")]
     plan = " ".join(row["detail"] for row in conn.execute(f"EXPLAIN QUERY PLAN {lookup}"))
     assert "job_items_media" in plan, plan
+
+
+# -- near duplicates through the perceptual hash's band indexes ------------------------------------
+_serial = itertools.count()
+
+
+def add_hashed(conn: sqlite3.Connection, phash: str, kind: str = "image", near_duplicate_of: int | None = None) -> int:
+    return catalog.insert_media(conn, sha256=f"sha-{next(_serial)}", kind=kind, mime="image/jpeg",
+                                path="p", name=f"{phash}.jpg", size=1, phash=phash, near_duplicate_of=near_duplicate_of)
+
+
+def flipped(phash: str, bits) -> str:
+    return f"{int(phash, 16) ^ sum(1 << bit for bit in bits):016x}"
+
+
+def spreads(distance: int, rng: random.Random) -> list[list[int]]:
+    """Sets of exactly ``distance`` bit positions: spread as evenly as possible over the four 16-bit bands
+    (the case that leaves no band equal), piled into the fewest bands, and random ones."""
+    even = [band * 16 + offset for offset in range(16) for band in range(4)][:distance]
+    piled = list(range(distance))
+    return [even, piled] + [rng.sample(range(64), distance) for _ in range(8)]
+
+
+@pytest.mark.parametrize("max_distance", [0, 1, 3, 4, 6, 7, 8, 11, 12, 16, 20])
+def test_every_hash_within_the_distance_is_found_and_none_beyond(conn, max_distance):
+    rng = random.Random(max_distance)
+    original = f"{rng.getrandbits(64):016x}"
+    for _ in range(200):  # other hashes, more than d bits from every query: the lookup must pass them over
+        add_hashed(conn, flipped(original, rng.sample(range(64), rng.randint(2 * max_distance + 2, 64))))
+    original_id = add_hashed(conn, original)
+    for bits in spreads(max_distance, rng):
+        assert catalog.find_near_duplicate(conn, flipped(original, bits), max_distance) == original_id, bits
+        if max_distance < 64:
+            farther = bits + [rng.choice(sorted(set(range(64)) - set(bits)))]
+            assert catalog.find_near_duplicate(conn, flipped(original, farther), max_distance) is None, farther
+    assert catalog.find_near_duplicate(conn, original, max_distance, kind="video") is None  # photos only
+
+
+def test_the_closest_match_names_its_original_and_the_oldest_wins_a_tie(conn):
+    original = add_hashed(conn, "c3a5f00f0ff0a5c3")
+    copy = add_hashed(conn, flipped("c3a5f00f0ff0a5c3", [0, 20]), near_duplicate_of=original)
+    other = add_hashed(conn, flipped("c3a5f00f0ff0a5c3", [0, 20, 40, 60]))
+    assert catalog.find_near_duplicate(conn, flipped("c3a5f00f0ff0a5c3", [0, 20, 41]), 6) == original  # via copy
+    assert catalog.find_near_duplicate(conn, flipped("c3a5f00f0ff0a5c3", [0, 20, 40, 60, 1]), 6) == other
+    assert copy != other
+
+
+def test_near_duplicates_are_looked_up_through_the_band_indexes(conn):
+    """Not a scan of every hash: each band's lookup reads its index (the ingest worker holds the write lock)."""
+    for band in range(catalog.PHASH_BANDS):
+        plan = " ".join(row["detail"] for row in conn.execute(
+            f"EXPLAIN QUERY PLAN SELECT id, phash, near_duplicate_of FROM media "
+            f"WHERE {catalog.band_expression(band)} IN (?, ?) AND kind=?", ["0000", "0001", "image"]))
+        assert f"USING INDEX media_phash_band{band}" in plan, plan

@@ -151,7 +151,9 @@ def test_a_version_3_catalog_with_rows_everywhere_is_upgraded_without_loss(v3_pa
         "job_items_media", "media_near_duplicate", "job_items_claims",  # steps 4 and 5
         "users", "sessions", "sessions_user", "api_keys", "api_keys_user", "invitations", "audit_log",  # step 6
         "media_taken", "media_camera",  # step 7
-        "libraries", "locations", "locations_sha", "locations_media", "locations_failed", "job_items_location"}  # step 8
+        "libraries", "locations", "locations_sha", "locations_media", "locations_failed", "job_items_location",  # step 8
+        "media_phash_band0", "media_phash_band1", "media_phash_band2", "media_phash_band3", "visual_pairs",
+        "visual_pairs_b"}  # step 9
     fresh = catalog.connect(tmp_path / "fresh.sqlite3")
     assert schema(fresh) == upgraded  # an upgraded catalog and a new one are the same catalog
     fresh.close()
@@ -196,6 +198,10 @@ def test_a_version_3_catalog_with_rows_everywhere_is_upgraded_without_loss(v3_pa
     assert [(a["id"], a["file"], a["media_id"]) for a in catalog.upload_aliases(conn)] == [(3, "trip/a copy.jpg", 1)]
     (group,) = catalog.near_duplicates(conn)
     assert group["original"]["id"] == 1 and [d["id"] for d in group["duplicates"]] == [3]
+    # Step 9: the hashes already there are in the band indexes; no visual neighbours are recorded yet.
+    assert catalog.find_near_duplicate(conn, "ffff0001ffff0000", 1) == 1  # media 1, one bit off
+    assert catalog.find_near_duplicate(conn, "efff0000efff0003", 4) == 1  # via its copy, media 3
+    assert catalog.visual_rows(conn) == {} and catalog.visual_pairs(conn, 0.8) == []
 
     # And it goes on working: ids stay never reused, triggers and cascades still fire.
     new_media = catalog.insert_media(conn, sha256="f" * 64, kind="image", mime="image/jpeg", path="f.jpg",

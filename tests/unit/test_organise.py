@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from services.embedder.model import ClipEmbedder
+from services.index.shard import Shard
 from shared import catalog
 from shared.organise.clustering import (
     assign_to_cluster,
@@ -24,7 +25,7 @@ from shared.organise.clustering import (
     recluster_due,
     running_mean,
 )
-from shared.organise.duplicates import find_duplicates, similar_pairs
+from shared.organise.duplicates import NEIGHBOURS, find_duplicates, look_up_visual_pairs
 from shared.organise.labels import (
     VOCABULARY_FILE,
     load_vocabulary,
@@ -33,7 +34,7 @@ from shared.organise.labels import (
     relabel_clusters,
     vocabulary_cache_path,
 )
-from shared.organise.media_vectors import media_vector
+from shared.organise.media_vectors import media_vector, media_vectors
 from shared.organise.views import list_clusters, rename_cluster
 from shared.settings import Settings
 from shared.vectors import OnZero, VectorStore, encode_video_owner
@@ -93,6 +94,27 @@ def lib(tmp_path):
     library.close()
 
 
+class ShardIndex:
+    """The index service's shard run in process (its real HNSW graph), asked as the gateway asks the shards
+    over HTTP; ``shard.catch_up()`` indexes the rows committed so far, as the service does as they come."""
+
+    def __init__(self, lib: SyntheticLibrary, state_dir: Path):
+        self.shard = Shard(lib.settings.vectors_dir, state_dir)
+
+    def indexed_through(self) -> int:
+        return self.shard.indexed_through
+
+    def nearest(self, vector: np.ndarray, k: int, allow_rows: list[int] | None) -> tuple[list[int], list[float]]:
+        return self.shard.search(vector, k, None, allow_rows)
+
+
+@pytest.fixture
+def index(lib, tmp_path):
+    shard_index = ShardIndex(lib, tmp_path / "index")
+    yield shard_index
+    shard_index.shard.close()
+
+
 def unit(vector: np.ndarray) -> np.ndarray:
     return unit_vector(vector, OnZero.RAISE)
 
@@ -141,15 +163,6 @@ def test_merge_plan_merges_closest_pairs_and_respects_user_names():
     assert named_small.merges == [(0, 1)]  # the named album absorbs the unnamed one
     both_named = merge_plan(np.stack([a * 3, b, c]), [3, 1, 1], [True, True, False], threshold=0.72)
     assert both_named.merges == []
-
-
-def test_similar_pairs_matches_brute_force(monkeypatch):
-    rng = np.random.default_rng(2)
-    base = random_unit(rng)
-    vectors = np.stack([near(base, 0.97, rng) if i % 3 == 0 else random_unit(rng) for i in range(40)])
-    monkeypatch.setattr("shared.organise.duplicates.BLOCK_ELEMENTS", 100)  # several blocks
-    expected = {(i, j) for i in range(40) for j in range(i + 1, 40) if vectors[i] @ vectors[j] >= 0.9}
-    assert expected and {(i, j) for i, j, _ in similar_pairs(vectors, 0.9)} == expected
 
 
 # -- incremental clustering -------------------------------------------------------------------------
@@ -337,7 +350,7 @@ def alias_upload(lib: SyntheticLibrary, media_id: int, name: str) -> int:
     return item_id
 
 
-def test_exact_near_and_visual_duplicates_form_one_group(lib):
+def test_exact_near_and_visual_duplicates_form_one_group(lib, index):
     rng = np.random.default_rng(8)
     photo = random_unit(rng)
     phash = "c3a5f00f0ff0a5c3"
@@ -348,8 +361,9 @@ def test_exact_near_and_visual_duplicates_form_one_group(lib):
     unrelated = lib.add(random_unit(rng), phash=flip_bits(phash, 50), name="other.jpg")
     video = lib.add(photo, kind="video", name="clip.mp4")  # a video is never a duplicate of a photo
     alias = alias_upload(lib, original, "copy of beach.jpg")
+    index.shard.catch_up()
 
-    report = find_duplicates(lib.conn, lib.store, threshold=0.95, near_max_distance=6)
+    report = find_duplicates(lib.conn, lib.store, threshold=0.95, near_max_distance=6, index=index)
     (group,) = report.groups
     assert (group.keep, group.kind, group.kinds) == (original, "visual", ["exact", "near", "visual"])
     members = [(m.media_id, m.match, m.name, m.item_id) for m in group.members]
@@ -367,3 +381,82 @@ def test_exact_near_and_visual_duplicates_form_one_group(lib):
     catalog.delete_media(lib.conn, cropped)
     (only_aliases,) = find_duplicates(lib.conn, lib.store, threshold=0.95, near_max_distance=6).groups
     assert (only_aliases.kind, [m.match for m in only_aliases.members]) == ("exact", ["original", "exact"])
+
+
+def add_video(lib: SyntheticLibrary, vector: np.ndarray, frames: int, rng: np.random.Generator) -> int:
+    """A video whose pooled vector is ``vector`` and whose ``frames`` extra frames are all nearer to it than
+    any other video is: its own rows crowd a search for its nearest rows."""
+    media_id = lib.add(vector, kind="video")
+    ids = [catalog.insert_frame(lib.conn, media_id, f"f{media_id}-{n}.jpg", f"t{media_id}-{n}.jpg", 8, 8,
+                                timestamp=float(n + 1)) for n in range(frames)]
+    rows = lib.writer.append(np.stack([near(vector, 0.995, rng) for _ in ids]), ids)
+    catalog.set_frame_rows(lib.conn, dict(zip(ids, rows)))
+    return media_id
+
+
+def all_pairs_groups(lib: SyntheticLibrary, threshold: float) -> set[frozenset[int]]:
+    """The visual groups found by comparing every vector with every other of the same kind (the reference)."""
+    ids, matrix = media_vectors(lib.conn, lib.store)
+    kinds = catalog.media_kinds(lib.conn)
+    group_of = {media_id: {media_id} for media_id in ids}
+    for i, j in zip(*np.nonzero(matrix @ matrix.T >= threshold)):
+        a, b = ids[i], ids[j]
+        if kinds[a] == kinds[b] and group_of[a] is not group_of[b]:
+            merged = group_of[a] | group_of[b]
+            for member in merged:
+                group_of[member] = merged
+    return {frozenset(group) for group in group_of.values() if len(group) > 1}
+
+
+def test_visual_groups_from_the_index_are_those_of_comparing_every_pair(lib, index):
+    """Each item's nearest neighbours in the real HNSW index give the groups that comparing every pair
+    gives: copies at several similarities, a burst of more copies than the neighbours looked at, videos
+    whose own frames are their nearest rows, and a video never grouped with a photo."""
+    rng = np.random.default_rng(21)
+    themes = [random_unit(rng) for _ in range(12)]
+    for n in range(300):  # same-theme photos are alike (cosine about 0.64) but no duplicates
+        lib.add(near(themes[n % 12], 0.8, rng))
+    for n in range(40):
+        base = near(themes[n % 12], 0.8, rng)
+        lib.add(base)
+        for cosine in rng.choice([0.91, 0.93, 0.96, 0.99], size=rng.integers(1, 4)):
+            lib.add(near(base, float(cosine), rng))
+    burst = random_unit(rng)
+    for _ in range(NEIGHBOURS + 10):
+        lib.add(near(burst, 0.99, rng))
+    clip = random_unit(rng)
+    for _ in range(3):
+        add_video(lib, near(clip, 0.98, rng), frames=NEIGHBOURS + 4, rng=rng)
+    add_video(lib, random_unit(rng), frames=NEIGHBOURS + 4, rng=rng)
+    lib.add(clip)  # a photo as alike as the copies of the video: never grouped with them
+    index.shard.catch_up()
+
+    for threshold in (0.95, 0.9):
+        report = find_duplicates(lib.conn, lib.store, threshold=threshold, near_max_distance=6, index=index)
+        found = {frozenset(m.media_id for m in group.members) for group in report.groups}
+        expected = all_pairs_groups(lib, threshold)
+        assert found == expected and len(expected) > 30
+        assert any(len(group) > NEIGHBOURS + 1 for group in found)  # the burst: linked through neighbours
+        kinds = catalog.media_kinds(lib.conn)
+        assert {frozenset(kinds[m] for m in group) for group in found} == {frozenset({"image"}), frozenset({"video"})}
+
+
+def test_items_indexed_late_are_paired_once_the_index_has_them_and_a_new_vector_is_looked_up_again(lib, index):
+    rng = np.random.default_rng(22)
+    photo = random_unit(rng)
+    first = lib.add(photo)
+    index.shard.catch_up()
+    second = lib.add(near(photo, 0.97, rng))  # committed, not indexed yet
+    assert look_up_visual_pairs(lib.conn, lib.store, index) == 1  # only the first: the index lacks the second
+    assert find_duplicates(lib.conn, lib.store, 0.95, 6, index).groups == []
+    index.shard.catch_up()
+    report = find_duplicates(lib.conn, lib.store, 0.95, 6, index)  # the second, looked up now, finds the first
+    assert [{m.media_id for m in group.members} for group in report.groups] == [{first, second}]
+    assert look_up_visual_pairs(lib.conn, lib.store, index) == 0  # each vector is looked up once
+
+    (frame,) = catalog.frames_of_media(lib.conn, second)  # re-embedded (another model): a new vector row
+    (row,) = lib.writer.append(random_unit(rng)[None, :], [frame["id"]])
+    catalog.set_frame_rows(lib.conn, {frame["id"]: row})
+    index.shard.catch_up()
+    assert find_duplicates(lib.conn, lib.store, 0.95, 6, index).groups == []
+    assert catalog.visual_rows(lib.conn) == {first: 0, second: row}
