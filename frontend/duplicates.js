@@ -35,7 +35,7 @@ export class DuplicatesView {
 
   async load() {
     try {
-      const { groups } = await apiFetch("duplicates");
+      const { groups, visual_pending: pending } = await apiFetch("duplicates");
       // A group whose members are all one stored file has nothing to delete: shown apart.
       const removable = groups.filter((group) => new Set(group.members.map((m) => m.media_id)).size > 1);
       const aliasesOnly = groups.filter((group) => !removable.includes(group));
@@ -45,6 +45,9 @@ export class DuplicatesView {
       this.status.textContent = removable.length
         ? `${plural(removable.length, "group")} of duplicates`
         : "No duplicates to clean up.";
+      if (pending) {
+        this.status.textContent += ` Still comparing ${plural(pending, "new item")} with the library: look again in a while.`;
+      }
     } catch (error) {
       this.status.textContent = `Could not look for duplicates: ${error.message}`;
     }

@@ -612,3 +612,5 @@ class DuplicateReport(BaseModel):
     groups: list[DuplicateGroup]
     visual_threshold: float
     near_max_distance: int
+    visual_pending: int = Field(0, description="Media whose look-alikes are still being looked up in the "
+                                               "background (their visual groups may be missing for now)")

@@ -8,28 +8,25 @@ from __future__ import annotations
 
 from services.gateway.state import Gateway
 from shared import catalog
-from shared.clients import IndexShards
 from shared.errors import Unavailable
-from shared.internal_auth import internal_secret
 from shared.organise import views
 from shared.organise.clustering import recluster_due
-from shared.organise.duplicates import ShardedIndex, find_duplicates
+from shared.organise.duplicates import find_duplicates, shards_index
 from shared.schemas import ClusterList, DuplicateReport
-
-INDEX_TIMEOUT_S = 10.0  # one search or health check of a shard; a shard that takes longer is looked up next time
 
 
 def duplicate_report(gateway: Gateway, threshold: float | None = None) -> DuplicateReport:
     """Exact, near and visual duplicates; no visual ones while nothing is embedded. The visual neighbours
-    of media indexed since the last report are looked up in the index shards first."""
+    of media indexed since the last report are looked up in the index shards first, a bounded number of
+    them; with more, the re-clustering task (queued here when due) looks up the rest in the background."""
     settings = gateway.settings
-    shards = IndexShards(settings.index_urls, timeout=INDEX_TIMEOUT_S, secret=internal_secret(settings))
-    try:
-        return find_duplicates(gateway.catalog(), gateway.vectors_or_none(),
-                               settings.duplicate_visual_threshold if threshold is None else threshold,
-                               settings.phash_max_distance, ShardedIndex(shards))
-    finally:
-        shards.close()
+    with shards_index(settings) as index:
+        report = find_duplicates(gateway.catalog(), gateway.vectors_or_none(),
+                                 settings.duplicate_visual_threshold if threshold is None else threshold,
+                                 settings.phash_max_distance, index)
+    if report.visual_pending and recluster_due(gateway.catalog(), settings, other_work=True):
+        gateway.queue.recluster()
+    return report
 
 
 def albums(gateway: Gateway) -> ClusterList:

@@ -145,6 +145,7 @@ class ReclusterReport:
     emptied: int = 0  # clusters whose members were all deleted
     clusters: int = 0
     labelled: int = 0
+    visual_pending: int = 0  # media whose look-alikes are still to be looked up (an index shard was behind)
 
 
 def recluster(conn: sqlite3.Connection, store: VectorStore, settings: Settings) -> ReclusterReport:
@@ -182,9 +183,11 @@ def recluster(conn: sqlite3.Connection, store: VectorStore, settings: Settings) 
     return report
 
 
-def recluster_due(conn: sqlite3.Connection, settings: Settings, now: float | None = None) -> bool:
-    """Whether to ask for re-clustering now: something changed and nobody asked in the last
-    ``recluster_debounce_s`` seconds. Records the request, so concurrent callers ask once."""
+def recluster_due(conn: sqlite3.Connection, settings: Settings, now: float | None = None,
+                  other_work: bool = False) -> bool:
+    """Whether to ask for re-clustering now: something changed (or ``other_work`` the task does waits, such
+    as visual look-ups) and nobody asked in the last ``recluster_debounce_s`` seconds. Records the request,
+    so concurrent callers ask once."""
     now = time.time() if now is None else now
 
     def asked_recently() -> bool:
@@ -194,7 +197,7 @@ def recluster_due(conn: sqlite3.Connection, settings: Settings, now: float | Non
     if asked_recently():  # the common case of a UI polling: answered without the write lock
         return False
     with catalog.transaction(conn):
-        if not catalog.clusters_need_work(conn) or asked_recently():
+        if not (other_work or catalog.clusters_need_work(conn)) or asked_recently():
             return False
         catalog.set_state(conn, RECLUSTER_REQUESTED, now)
     return True

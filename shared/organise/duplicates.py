@@ -17,21 +17,28 @@ from __future__ import annotations
 
 import sqlite3
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Protocol
 
 import numpy as np
 
 from shared import catalog
 from shared.clients import IndexShards
+from shared.internal_auth import internal_secret
 from shared.organise.media_vectors import media_vectors
 from shared.organise.views import library_item
 from shared.schemas import DuplicateGroup, DuplicateKind, DuplicateMember, DuplicateReport
+from shared.settings import Settings
 from shared.vectors import VectorStore
 
 KIND_ORDER: tuple[DuplicateKind, ...] = ("exact", "near", "visual")  # strictest first
 VISUAL_FLOOR = 0.8  # the lowest threshold GET /duplicates takes: the recorded pairs serve any threshold above
 NEIGHBOURS = 16  # nearest neighbours looked at per item; a larger group links through its members' neighbours
 LOOKUP_BATCH = 256  # items looked up between two writes of what they found (no write lock while searching)
+# Items a report looks up itself (~1 ms each); more are left to the re-clustering task, which does them all.
+REPORT_LOOKUPS = 1_000
+INDEX_TIMEOUT_S = 10.0  # one search or health check of a shard; a shard that takes longer is looked up next time
 
 
 class NeighbourIndex(Protocol):
@@ -42,6 +49,16 @@ class NeighbourIndex(Protocol):
 
     def nearest(self, vector: np.ndarray, k: int, allow_rows: list[int] | None) -> tuple[list[int], list[float]] | None:
         """The ``k`` nearest rows (among ``allow_rows`` when given) and their similarities; None: no answer."""
+
+
+@contextmanager
+def shards_index(settings: Settings) -> Iterator[ShardedIndex]:
+    """The index shards the settings name, as one ``NeighbourIndex``; their connections closed on exit."""
+    shards = IndexShards(settings.index_urls, timeout=INDEX_TIMEOUT_S, secret=internal_secret(settings))
+    try:
+        yield ShardedIndex(shards)
+    finally:
+        shards.close()
 
 
 class ShardedIndex:
@@ -63,10 +80,12 @@ class ShardedIndex:
         return [row for _, row in hits], [sim for sim, _ in hits]
 
 
-def look_up_visual_pairs(conn: sqlite3.Connection, store: VectorStore, index: NeighbourIndex) -> int:
-    """Record the visual neighbours (at least ``VISUAL_FLOOR`` similar) of every media item whose vector the
-    index can find and whose neighbours are not recorded for that vector yet; returns how many items were
-    looked up. Photos are matched with photos, videos' pooled vectors with those of other videos.
+def look_up_visual_pairs(conn: sqlite3.Connection, store: VectorStore, index: NeighbourIndex,
+                         limit: int | None = None) -> int:
+    """Record the visual neighbours (at least ``VISUAL_FLOOR`` similar) of every media item (at most
+    ``limit`` of them) whose vector the index can find and whose neighbours are not recorded for that vector
+    yet; returns how many are still to do. Photos are matched with photos, videos' pooled vectors with those
+    of other videos.
 
     Only rows the index has caught up with are looked up, so of two items the one looked up later finds
     the other: no pair is missed for being indexed late. A shard that does not answer stops the lookup;
@@ -76,19 +95,20 @@ def look_up_visual_pairs(conn: sqlite3.Connection, store: VectorStore, index: Ne
     changed = [media_id for media_id, row in recorded.items() if rows.get(media_id) != row]  # re-embedded
     if changed:
         catalog.forget_visual_pairs(conn, changed)
+    unrecorded = {media_id: row for media_id, row in rows.items() if recorded.get(media_id) != row}
+    left = len(unrecorded)  # those the index has not caught up with yet included
     through = index.indexed_through()
     if through is None:
-        return 0
+        return left
     vectors, _ = store.view()
     through = min(through, len(vectors))
-    todo = sorted(media_id for media_id, row in rows.items() if row < through and recorded.get(media_id) != row)
+    todo = sorted(media_id for media_id, row in unrecorded.items() if row < through)[:limit]
     if not todo:
-        return 0
+        return left
     kinds = catalog.media_kinds(conn)
     media_of_row = {row: media_id for media_id, row in rows.items()}
     # a video's pooled vector is searched among pooled vectors (else its own frames are its nearest rows)
     video_rows = sorted(row for media_id, row in rows.items() if kinds.get(media_id) == catalog.MediaKind.VIDEO)
-    looked_up = 0
     for start in range(0, len(todo), LOOKUP_BATCH):
         pairs, done = [], {}
         for media_id in todo[start:start + LOOKUP_BATCH]:
@@ -103,10 +123,10 @@ def look_up_visual_pairs(conn: sqlite3.Connection, store: VectorStore, index: Ne
                     pairs.append((media_id, other, similarity))
             done[media_id] = rows[media_id]
         catalog.record_visual_pairs(conn, pairs, done)
-        looked_up += len(done)
+        left -= len(done)
         if len(done) < len(todo[start:start + LOOKUP_BATCH]):
             break
-    return looked_up
+    return left
 
 
 class _Groups:
@@ -138,10 +158,12 @@ def _keeper(rows: list[sqlite3.Row]) -> sqlite3.Row:
 
 def find_duplicates(conn: sqlite3.Connection, store: VectorStore | None, threshold: float,
                     near_max_distance: int, index: NeighbourIndex | None = None) -> DuplicateReport:
-    """The duplicate groups. With ``index``, the visual neighbours of media not looked up yet are looked up
-    first (``look_up_visual_pairs``); visual pairs below ``VISUAL_FLOOR`` are never recorded."""
+    """The duplicate groups. With ``index``, the visual neighbours of up to ``REPORT_LOOKUPS`` media not
+    looked up yet are looked up first (``look_up_visual_pairs``); the report counts those still to do in
+    ``visual_pending``. Visual pairs below ``VISUAL_FLOOR`` are never recorded."""
+    pending = 0
     if store is not None and index is not None:
-        look_up_visual_pairs(conn, store, index)
+        pending = look_up_visual_pairs(conn, store, index, limit=REPORT_LOOKUPS)
     groups, near_groups = _Groups(), _Groups()  # linked by anything; linked by perceptual hashes
     for group in catalog.near_duplicates(conn, limit=1_000_000):
         original = group["original"]["id"]
@@ -181,7 +203,8 @@ def find_duplicates(conn: sqlite3.Connection, store: VectorStore | None, thresho
         report.append(DuplicateGroup(id=keeper["id"], kind=kinds[-1], kinds=kinds, keep=keeper["id"],
                                      score=min(member.score for member in members[1:]), members=members))
     report.sort(key=lambda group: group.id)
-    return DuplicateReport(groups=report, visual_threshold=threshold, near_max_distance=near_max_distance)
+    return DuplicateReport(groups=report, visual_threshold=threshold, near_max_distance=near_max_distance,
+                           visual_pending=pending)
 
 
 def _match(row: sqlite3.Row, keeper: sqlite3.Row, vectors: dict[int, np.ndarray], near_groups: _Groups,

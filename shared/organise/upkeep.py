@@ -1,5 +1,6 @@
 """What the ingest worker runs for the library: a hook after each job item settles, and the
-re-clustering job (Celery task RECLUSTER_TASK).
+re-clustering job (Celery task RECLUSTER_TASK), which also looks up the visual neighbours of every media
+item not looked up yet (duplicates.look_up_visual_pairs; a duplicate report does only a bounded number).
 
 When re-clustering runs: there is no Celery beat. Whenever albums are read (GET /clusters) and
 something changed since the last run (new or deleted media, an unlabelled album), the gateway queues
@@ -16,6 +17,7 @@ import sqlite3
 from shared import catalog
 from shared.clients import EmbedderClient
 from shared.organise.clustering import ReclusterReport, assign_to_cluster, recluster
+from shared.organise.duplicates import look_up_visual_pairs, shards_index
 from shared.organise.labels import load_vocabulary, needs_label, relabel_clusters
 from shared.organise.media_vectors import media_vector, reader
 from shared.organise.views import folder_title
@@ -57,6 +59,8 @@ def organise_library(settings: Settings) -> ReclusterReport:
         except FileNotFoundError:
             return ReclusterReport()  # nothing embedded yet
         report = recluster(conn, store, settings)
+        with shards_index(settings) as index:
+            report.visual_pending = look_up_visual_pairs(conn, store, index)
         if any(needs_label(cluster, store.model_id, settings) for cluster in catalog.clusters_with_sizes(conn)):
             vocabulary = load_vocabulary(settings, store.model_id, embedder.embed_texts)
             report.labelled = relabel_clusters(conn, settings, vocabulary)

@@ -16,6 +16,7 @@ import pytest
 from services.embedder.model import ClipEmbedder
 from services.index.shard import Shard
 from shared import catalog
+from shared.organise import duplicates
 from shared.organise.clustering import (
     assign_to_cluster,
     decode,
@@ -447,7 +448,7 @@ def test_items_indexed_late_are_paired_once_the_index_has_them_and_a_new_vector_
     first = lib.add(photo)
     index.shard.catch_up()
     second = lib.add(near(photo, 0.97, rng))  # committed, not indexed yet
-    assert look_up_visual_pairs(lib.conn, lib.store, index) == 1  # only the first: the index lacks the second
+    assert look_up_visual_pairs(lib.conn, lib.store, index) == 1  # the second is left: the index lacks it
     assert find_duplicates(lib.conn, lib.store, 0.95, 6, index).groups == []
     index.shard.catch_up()
     report = find_duplicates(lib.conn, lib.store, 0.95, 6, index)  # the second, looked up now, finds the first
@@ -460,3 +461,17 @@ def test_items_indexed_late_are_paired_once_the_index_has_them_and_a_new_vector_
     index.shard.catch_up()
     assert find_duplicates(lib.conn, lib.store, 0.95, 6, index).groups == []
     assert catalog.visual_rows(lib.conn) == {first: 0, second: row}
+
+
+def test_a_report_looks_up_a_bounded_number_of_items_and_counts_the_rest_as_pending(lib, index, monkeypatch):
+    rng = np.random.default_rng(23)
+    photo = random_unit(rng)
+    copies = [lib.add(near(photo, 0.99, rng)) for _ in range(5)]
+    index.shard.catch_up()
+    monkeypatch.setattr(duplicates, "REPORT_LOOKUPS", 2)
+    report = find_duplicates(lib.conn, lib.store, 0.95, 6, index)
+    assert report.visual_pending == 3
+    assert look_up_visual_pairs(lib.conn, lib.store, index) == 0  # the background task does the rest
+    report = find_duplicates(lib.conn, lib.store, 0.95, 6, index)
+    assert report.visual_pending == 0
+    assert [{m.media_id for m in group.members} for group in report.groups] == [set(copies)]
