@@ -18,7 +18,7 @@ from PIL import Image
 from services.ingest_worker.images import decode_image, fit, perceptual_hash
 from services.ingest_worker.sniff import SNIFF_BYTES, BadInput, sniff
 from services.ingest_worker.staging import sampling_policy
-from services.ingest_worker.video import SamplingPolicy, sample_video, transcoded_for_opencv
+from services.ingest_worker.video import SamplingPolicy, sample_video
 from shared.catalog import phash_distance
 from shared.settings import Settings
 from tests.samples import PHOTOS, VIDEOS, bomb_png, ffmpeg, jpeg
@@ -233,15 +233,6 @@ def test_every_container_is_recognised_and_sampled(tmp_path, extension, codec, m
     assert all(a < b for a, b in pairwise(t for _, t in kept))
 
 
-def test_the_ffmpeg_fallback_keeps_the_original_timestamps():
-    path = ASL / "thanks.mkv"
-    everything = replace(DEFAULT_POLICY, sample_fps=5, min_spacing_s=0, hist_threshold=0, max_frames=100, max_side=128)
-    _, direct = sample(path, everything)
-    with transcoded_for_opencv(path, DEFAULT_POLICY.convert_timeout_s) as copy:
-        _, through_ffmpeg = sample(copy, everything)
-    assert [round(t, 3) for _, t in through_ffmpeg] == [round(t, 3) for _, t in direct]
-
-
 def test_a_file_that_only_looks_like_a_video_is_refused(tmp_path):
     path = tmp_path / "fake.mp4"
     path.write_bytes(b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isomiso2" + os.urandom(4096))
@@ -251,7 +242,7 @@ def test_a_file_that_only_looks_like_a_video_is_refused(tmp_path):
 
 
 def test_ffmpeg_is_installed():
-    assert shutil.which("ffmpeg"), "the video fallback and these tests need the ffmpeg CLI (make system-deps)"
+    assert shutil.which("ffmpeg"), "these tests make their videos with the ffmpeg CLI (make system-deps)"
 
 
 def test_a_video_with_frames_over_the_pixel_limit_is_refused():
