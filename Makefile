@@ -7,7 +7,8 @@ PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 SHARED := $(abspath ../shared)
 
-.PHONY: install system-deps run test test-fast bench bench-index bench-embedder bench-search bench-rescan load compose-smoke \
+.PHONY: install system-deps run test test-fast bench bench-index bench-embedder bench-search bench-rescan bench-video load \
+	compose-smoke \
 	lint clean
 
 # System packages the tests use (a real Redis server, headless Chromium, ffmpeg); needs root and apt.
@@ -62,6 +63,11 @@ bench-search: $(INSTALLED)
 # A library rescan of an unchanged tree of 100,000 generated files (stats only); bench/results/rescan.md.
 bench-rescan: $(INSTALLED)
 	$(PY) bench/bench_rescan.py
+
+# Sampling a generated 10-minute 1080p H.264 clip at 1 fps against ffmpeg decoding every frame on one thread;
+# bench/results/video.md. BENCH_VIDEO_ARGS="--minutes 2" for a quick run.
+bench-video: $(INSTALLED)
+	$(PY) bench/bench_video.py $(BENCH_VIDEO_ARGS)
 
 # 32 concurrent searchers for a fixed time while an ingest job runs (loopback only).
 load: $(INSTALLED)

@@ -21,7 +21,6 @@ import math
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -83,12 +82,9 @@ def sample_video(path: Path, policy: SamplingPolicy, on_frame: FrameSink,
 def _sample(container: av.container.InputContainer, stream: av.video.stream.VideoStream, policy: SamplingPolicy,
             on_frame: FrameSink, on_duration: DurationSink | None) -> VideoInfo:
     decoder = stream.codec_context
-    declared_pixels = decoder.width * decoder.height
-    if declared_pixels > policy.max_pixels:
-        raise BadInput(f"video frames of {declared_pixels} pixels exceed the limit of {policy.max_pixels} "
-                       "(MEDIASEARCH_MAX_IMAGE_PIXELS)")
+    _check_pixels(decoder.width * decoder.height, policy)
     stream.thread_type = "AUTO"  # frame and slice threads, as many as there are cores
-    time_base = stream.time_base or Fraction(1, 1)
+    time_base = stream.time_base
     start = stream.start_time or 0  # timestamps count from the stream's start, as players show them
     container_duration = _declared_duration(container, stream)
     if container_duration and on_duration is not None:
@@ -119,9 +115,7 @@ def _sample(container: av.container.InputContainer, stream: av.video.stream.Vide
             next_due += period
         if kept_timestamp is not None and timestamp - kept_timestamp < policy.min_spacing_s:
             continue
-        if frame.width * frame.height > policy.max_pixels:
-            raise BadInput(f"video frames of {frame.width * frame.height} pixels exceed the limit of "
-                           f"{policy.max_pixels} (MEDIASEARCH_MAX_IMAGE_PIXELS)")
+        _check_pixels(frame.width * frame.height, policy)  # the size a stream declares may change midway
         hist = _hsv_histogram(frame)
         if kept_hist is not None and cv2.compareHist(kept_hist, hist, cv2.HISTCMP_BHATTACHARYYA) < policy.hist_threshold:
             continue
@@ -136,6 +130,12 @@ def _sample(container: av.container.InputContainer, stream: av.video.stream.Vide
     duration = max(packets.end, container_duration if kept >= policy.max_frames else 0.0)
     fps = stream.average_rate or stream.guessed_rate
     return VideoInfo(width, height, float(fps) if fps else None, duration, decoded, kept)
+
+
+def _check_pixels(pixels: int, policy: SamplingPolicy) -> None:
+    if pixels > policy.max_pixels:
+        raise BadInput(f"video frames of {pixels} pixels exceed the limit of {policy.max_pixels} "
+                       "(MEDIASEARCH_MAX_IMAGE_PIXELS)")
 
 
 def _declared_duration(container: av.container.InputContainer, stream: av.video.stream.VideoStream) -> float:
@@ -187,8 +187,9 @@ def _to_decode(packets: _Packets, period: float) -> Iterator[tuple[av.Packet, bo
     ahead_bytes, latest, exhausted = 0, -math.inf, False
 
     def read_until(horizon: float) -> None:
+        """Read ahead until a packet shown after ``horizon`` (at least one packet; none past the end)."""
         nonlocal ahead_bytes, latest, exhausted
-        while not exhausted and latest <= horizon and ahead_bytes < _READ_AHEAD_BYTES:
+        while not exhausted and (not ahead or latest <= horizon and ahead_bytes < _READ_AHEAD_BYTES):
             item = next(source, None)
             if item is None:
                 exhausted = True
@@ -208,10 +209,9 @@ def _to_decode(packets: _Packets, period: float) -> Iterator[tuple[av.Packet, bo
         return packet
 
     while True:
+        read_until(-math.inf)
         if not ahead:
-            read_until(-math.inf)
-            if not ahead:
-                return
+            return
         head_time = ahead[0][1]
         if head_time is not None:
             # Read past the next grid point: what comes before it says whether the head may be kept
