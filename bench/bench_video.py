@@ -123,11 +123,11 @@ def main() -> None:
         ("clip", f"{args.minutes:g} min, 1920x1080, {args.fps} fps, H.264 superfast, 3 B-frames, GOP {args.gop:g} s, "
                  f"{info.decoded_frames} of {round(info.duration * args.fps)} frames decoded"),
         ("ffmpeg -threads 1 -f null (every frame)", f"{ffmpeg_wall:.2f} s wall, {ffmpeg_cpu:.2f} s CPU"),
-        ("sample_video, default policy", f"{wall:.2f} s wall, {cpu:.2f} s CPU, {info.kept_frames} frames kept"),
+        ("sample_video, default policy", f"{wall:.2f} s wall, {cpu:.2f} s CPU, {info.kept_frames} kept"),
         ("**ratio to ffmpeg (wall)**", f"**{wall / ffmpeg_wall:.2f}x** (target <= 0.35x)"),
         ("ratio to ffmpeg (CPU)", f"{cpu / ffmpeg_cpu:.2f}x"),
         ("sample_video, diversity filter off", f"{every_wall:.2f} s wall, {every_cpu:.2f} s CPU, "
-                                               f"{every_info.kept_frames} frames kept"),
+                                               f"{every_info.kept_frames} kept"),
         ("1 fps grid points without their frame", f"{len(missing)} of {grid_points} {missing[:10] or ''}"),
         ("max deviation from the 1 fps grid", f"{deviation * 1000:.1f} ms (one frame: {frame_interval * 1000:.1f} ms)"),
     ]
