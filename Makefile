@@ -7,8 +7,8 @@ PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 SHARED := $(abspath ../shared)
 
-.PHONY: install system-deps run test test-fast bench bench-index bench-embedder bench-search bench-rescan bench-duplicates load compose-smoke \
-	lint clean
+.PHONY: install system-deps run test test-fast load compose-smoke lint clean
+.PHONY: bench bench-index bench-embedder bench-search bench-rescan bench-duplicates bench-video
 
 # System packages the tests use (a real Redis server, headless Chromium, ffmpeg); needs root and apt.
 system-deps:
@@ -67,6 +67,11 @@ bench-rescan: $(INSTALLED)
 # and the near-duplicate lookup against a scan, in one run; bench/results/duplicates.md.
 bench-duplicates: $(INSTALLED)
 	$(PY) bench/bench_duplicates.py
+
+# Sampling a generated 10-minute 1080p H.264 clip at 1 fps against ffmpeg decoding every frame on one thread;
+# bench/results/video.md. BENCH_VIDEO_ARGS="--minutes 2" for a quick run.
+bench-video: $(INSTALLED)
+	$(PY) bench/bench_video.py $(BENCH_VIDEO_ARGS)
 
 # 32 concurrent searchers for a fixed time while an ingest job runs (loopback only).
 load: $(INSTALLED)

@@ -46,11 +46,9 @@ class StagedMedia:
 
 
 def sampling_policy(settings: Settings) -> SamplingPolicy:
-    # The ffmpeg fallback gets the longest any file may take; the file's own time limit stops it sooner.
     return SamplingPolicy(sample_fps=settings.video_sample_fps, min_spacing_s=settings.video_min_spacing_s,
                           hist_threshold=settings.video_hist_threshold, max_frames=settings.video_max_frames,
-                          max_side=settings.frame_max_side, max_pixels=settings.max_image_pixels,
-                          convert_timeout_s=settings.ingest_time_limit_max_s)
+                          max_side=settings.frame_max_side, max_pixels=settings.max_image_pixels)
 
 
 def time_limit(settings: Settings, size: int, duration: float | None = None) -> float:

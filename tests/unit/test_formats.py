@@ -23,7 +23,7 @@ from services.ingest_worker.isolation import Descriptor
 from services.ingest_worker.pipeline import IngestContext, ingest_item
 from services.ingest_worker.sniff import SNIFF_BYTES, BadInput, sniff
 from services.ingest_worker.staging import sampling_policy
-from services.ingest_worker.video import sample_video, transcoded_for_opencv
+from services.ingest_worker.video import sample_video
 from shared import catalog
 from shared.catalog import phash_distance
 from shared.live_photos import MAX_MOTION_BYTES, pair_live_photos
@@ -259,14 +259,6 @@ def test_rotated_phone_clips_give_upright_frames(tmp_path, name, rotation, codec
     info = sample_video(clip, sampling_policy(SETTINGS), lambda image, timestamp: kept.append(image))
     assert (info.width, info.height) == (180, 320) and kept
     assert all(frame.size == (180, 320) and red_on_top(frame) for frame in kept)
-
-
-def test_the_ffmpeg_fallback_gives_upright_frames_too(tmp_path):
-    clip = phone_clip(tmp_path, "portrait.mov", -90)
-    with transcoded_for_opencv(clip, 60) as converted:
-        kept: list[Image.Image] = []
-        sample_video(converted, sampling_policy(SETTINGS), lambda image, timestamp: kept.append(image))
-    assert kept and all(frame.size == (180, 320) and red_on_top(frame) for frame in kept)
 
 
 # -- browser previews --------------------------------------------------------------------------------------------

@@ -12,13 +12,14 @@ from dataclasses import replace
 from itertools import pairwise
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
 from services.ingest_worker.images import decode_image, fit, perceptual_hash
 from services.ingest_worker.sniff import SNIFF_BYTES, BadInput, sniff
 from services.ingest_worker.staging import sampling_policy
-from services.ingest_worker.video import SamplingPolicy, sample_video, transcoded_for_opencv
+from services.ingest_worker.video import SamplingPolicy, sample_video
 from shared.catalog import phash_distance
 from shared.settings import Settings
 from tests.samples import PHOTOS, VIDEOS, bomb_png, ffmpeg, jpeg
@@ -208,6 +209,72 @@ def test_timestamps_come_from_the_decoder_not_from_frame_counting(tmp_path):
     assert info.duration == pytest.approx(4.0, abs=0.01)
 
 
+# A clip that shows its own frame number (nine black or white blocks along the bottom half, lowest bit on
+# the left) under a colour that changes every second (the top half), so the diversity filter keeps one
+# frame a second and each kept frame says which frame it is.
+NUMBERED_FPS, NUMBERED_BITS = 30, 9
+_BIT = f"if(gt(Y,H/2),if(mod(floor(N/pow(2,floor(X*{NUMBERED_BITS}/W))),2),235,16),"
+
+
+def numbered_clip(path: Path, seconds: int, *codec: str) -> Path:
+    ffmpeg("-f", "lavfi", "-i", f"color=black:size=288x160:rate={NUMBERED_FPS}:duration={seconds}",
+           "-vf", f"geq=r='{_BIT}255*mod(floor(T),2))':g='{_BIT}255*mod(floor(T/2),2))'"
+                  f":b='{_BIT}255*mod(floor(T/4),2))'", *codec, str(path))
+    return path
+
+
+def frame_number(image: Image.Image) -> int:
+    pixels = np.asarray(image.convert("L"), dtype=np.float64)
+    height, width = pixels.shape
+    row = pixels[height * 5 // 8: height * 7 // 8]
+    return sum(1 << bit for bit in range(NUMBERED_BITS)
+               if row[:, (2 * bit + 1) * width // (2 * NUMBERED_BITS)].mean() > 128)
+
+
+X264 = ["-c:v", "libx264", "-pix_fmt", "yuv420p", "-sc_threshold", "0", "-crf", "18"]
+
+
+@pytest.mark.parametrize("name, codec", [
+    ("gop-4s-b-frames.mp4", [*X264, "-g", "120", "-bf", "3"]),
+    ("gop-10s-sparse-keyframes.mp4", [*X264, "-g", "300", "-bf", "3"]),
+    ("keyframes-twice-a-second.mp4", [*X264, "-g", "15", "-bf", "2"]),
+    ("hevc-b-frames.mov", ["-c:v", "libx265", "-pix_fmt", "yuv420p", "-tag:v", "hvc1",
+                           "-x265-params", "keyint=120:bframes=4:log-level=error"]),
+    ("every-frame-a-keyframe.mkv", ["-c:v", "mjpeg", "-q:v", "3"]),
+])
+def test_every_second_of_the_grid_keeps_its_own_frame_at_its_true_time(tmp_path, name, codec):
+    clip = numbered_clip(tmp_path / name, 12, *codec)
+    info, kept = sample(clip)
+    assert info.duration == pytest.approx(12, abs=0.05)
+    assert [round(t) for _, t in kept] == list(range(12))  # one frame a second, none lost
+    for image, timestamp in kept:
+        assert abs(timestamp - round(timestamp)) < 1 / NUMBERED_FPS  # at or just after its grid point
+        assert frame_number(image) == round(timestamp * NUMBERED_FPS)  # the frame shown at that time, intact
+    assert info.decoded_frames < 12 * NUMBERED_FPS  # not every frame was decoded
+
+
+def test_a_truncated_video_fails_alone(tmp_path):
+    whole = numbered_clip(tmp_path / "whole.mp4", 4, *X264, "-g", "120", "-bf", "3")
+    truncated = tmp_path / "truncated.mp4"
+    truncated.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])  # the index (moov) comes last
+    with pytest.raises(BadInput, match=r"^not a readable video"):
+        sample(truncated)
+    _, kept = sample(whole)  # the next video is read as if nothing happened
+    assert [round(t) for _, t in kept] == [0, 1, 2, 3]
+
+
+def test_a_video_damaged_in_the_middle_keeps_the_frames_before_the_damage(tmp_path):
+    clip = numbered_clip(tmp_path / "clip.mkv", 8, *X264, "-g", "30", "-bf", "3")
+    data = bytearray(clip.read_bytes())
+    middle = len(data) // 2
+    data[middle: middle + len(data) // 10] = os.urandom(len(data) // 10)
+    clip.write_bytes(bytes(data))
+    info, kept = sample(clip)
+    times = [round(t) for _, t in kept]
+    assert times[:3] == [0, 1, 2] and all(a < b for a, b in pairwise(times))
+    assert all(frame_number(image) == round(t * NUMBERED_FPS) for image, t in kept if t < 3)
+
+
 def test_the_frame_budget_is_spread_over_the_whole_video():
     path = VIDEOS / "bottle-detection.mp4"
     info, kept = sample(path, replace(DEFAULT_POLICY, sample_fps=1, min_spacing_s=0.4, hist_threshold=0, max_frames=5,
@@ -233,15 +300,6 @@ def test_every_container_is_recognised_and_sampled(tmp_path, extension, codec, m
     assert all(a < b for a, b in pairwise(t for _, t in kept))
 
 
-def test_the_ffmpeg_fallback_keeps_the_original_timestamps():
-    path = ASL / "thanks.mkv"
-    everything = replace(DEFAULT_POLICY, sample_fps=5, min_spacing_s=0, hist_threshold=0, max_frames=100, max_side=128)
-    _, direct = sample(path, everything)
-    with transcoded_for_opencv(path, DEFAULT_POLICY.convert_timeout_s) as copy:
-        _, through_ffmpeg = sample(copy, everything)
-    assert [round(t, 3) for _, t in through_ffmpeg] == [round(t, 3) for _, t in direct]
-
-
 def test_a_file_that_only_looks_like_a_video_is_refused(tmp_path):
     path = tmp_path / "fake.mp4"
     path.write_bytes(b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isomiso2" + os.urandom(4096))
@@ -251,7 +309,7 @@ def test_a_file_that_only_looks_like_a_video_is_refused(tmp_path):
 
 
 def test_ffmpeg_is_installed():
-    assert shutil.which("ffmpeg"), "the video fallback and these tests need the ffmpeg CLI (make system-deps)"
+    assert shutil.which("ffmpeg"), "these tests make their videos with the ffmpeg CLI (make system-deps)"
 
 
 def test_a_video_with_frames_over_the_pixel_limit_is_refused():
