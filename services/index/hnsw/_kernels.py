@@ -40,10 +40,12 @@ few other arguments are checked together, as ``InsertRequest``, ``SearchRequest`
 and ``Results``, whose fields are each of a different kind, so that any order but the right one fails
 to compile (the queries and the similarities, both float32 matrices, are told apart by their shapes at
 run time). M is never passed (it is ``upper.shape[1] - 1``), nor k (the width of the outputs), nor
-whether there are tombstones (``state[2]``). Inside, the walks group their buffers too (``Walk``,
-``Heap``, ``Neighbours``, ``LinkBuffers``, ``Filter``, ``Scorer``), and calls between them pass by
-keyword the integers that could be swapped (entry, layer, ef, tag, counts); keywords cost nothing in
-compiled code.
+whether there are tombstones (``state[2]``). Inside, the linking code groups its buffers too
+(``Heap``, ``Neighbours``, ``LinkBuffers``), while the walks (``_search_layer``, ``_greedy_descent``,
+``_rank_exactly``) take plain arrays, taken out of the groups once per query or insert: numba
+reference-counts every array of a named tuple built or passed, and on the search path that cost
+more than a whole walk of a small graph. Calls between them pass by keyword the integers that could
+be swapped (entry, layer, ef, tag, counts); keywords cost nothing in compiled code.
 
 A group reaches an entry point as a plain tuple of its fields in field order (``HNSWIndex`` keeps
 one for each long-lived group, made from the named tuple): numba's dispatcher types an exact tuple
@@ -132,19 +134,10 @@ class VectorSource(NamedTuple):
 class Codes(NamedTuple):
     """8-bit codes of the vectors, by slot: the vector of slot ``s`` is about ``scales[s] * codes[s]``
     (symmetric, one scale per vector, ``max |x| / 127``). Searches walk the graph on them and rank
-    the walk's best exactly (see ``Scorer``)."""
+    the walk's best exactly (see ``search_one``)."""
 
     codes: Int8Matrix
     scales: Float32Vector
-
-
-class Scorer(NamedTuple):
-    """How a walk measures distances: from the exact vectors, or with ``use_codes`` from the codes
-    (a quarter of the memory to read per node; the caller re-ranks what the walk keeps exactly)."""
-
-    source: VectorSource
-    codes: Codes
-    use_codes: bool
 
 
 class Scratch(NamedTuple):
@@ -213,27 +206,6 @@ class Neighbours(NamedTuple):
     nodes: Int32Vector
 
 
-class Filter(NamedTuple):
-    """Which nodes a walk may return: not tombstoned, and allowed when ``use_allowed``.
-    ``may_exclude``: some node may be ineligible, so the walk must go on until it has ``ef``."""
-
-    allowed: UInt8Vector
-    use_allowed: bool
-    may_exclude: bool
-
-
-class Walk(NamedTuple):
-    """The buffers of one beam search: visited tags, the candidate heap, the result heap and room to
-    gather the unvisited neighbours of one node."""
-
-    visited: UInt16Vector
-    candidates: Int64Vector
-    top: Heap
-    fresh: Int32Vector
-    evicted: Int32Vector
-    ring: int
-
-
 class LinkBuffers(NamedTuple):
     """Room for linking one node: its sorted candidates and picks, and the pool and picks used to
     re-prune a neighbour's overflowing list."""
@@ -257,12 +229,12 @@ class Searcher(structref.StructRefProxy):
     (``source``, ``codes``, ``use_codes``, ``graph``), a walk's ``scratch``, the id mapping
     (``id_stride``, ``id_offset``), the beam's and the results' heaps (``top``, ``best``, grown as ef
     and k require), room for one node's fresh neighbours (``fresh``) and a contiguous copy of the
-    query (``query``, float32[1, dim]). A structure passes to a kernel as one pointer, where the
+    query (``query``, float32[1, dim]), and an empty mask (``no_filter``). A structure passes to a kernel as one pointer, where the
     same arrays as separate arguments cost numba's dispatcher some 0.1 µs each on every call."""
 
 
 structref.define_proxy(Searcher, SearcherType, ["source", "codes", "use_codes", "graph", "scratch", "id_stride",
-                                                "id_offset", "top", "best", "fresh", "query", "evicted"])
+                                                "id_offset", "top", "best", "fresh", "query", "evicted", "no_filter"])
 
 
 def _group_problem(group: type, values: types.Type) -> str | None:
@@ -377,7 +349,7 @@ def _dot_code(codes, node, b, b_row):
 @njit(cache=True, inline="always")
 def _distance(vectors, row_stride, row_offset, codes, scales, use_codes, node, queries, query_row):
     """The distance of ``node`` to row ``query_row`` of ``queries``: from its code when ``use_codes``,
-    exact otherwise (the arrays of a ``Scorer``, taken out of it once by the caller)."""
+    exact otherwise."""
     if use_codes:
         return -scales[node] * _dot_code(codes, node, queries, query_row)
     return -_dot(vectors, node * row_stride + row_offset, queries, query_row)
@@ -568,7 +540,7 @@ def _heap64_pop(heap, size):
     return size
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _next_visit_tag(visited, visit_state):
     """A fresh tag for ``visited`` so that no per-query clearing is needed (hnswlib's VisitedList)."""
     tag = visit_state[0] + 1
@@ -579,41 +551,19 @@ def _next_visit_tag(visited, visit_state):
     return tag
 
 
-@njit(cache=True)
-def _new_walk(scratch, ef, max_links0):
-    """The buffers of beam searches keeping ``ef`` results over lists of up to ``max_links0`` links."""
-    return Walk(visited=scratch.visited,
-                candidates=scratch.candidates,
-                top=Heap(keys=np.empty(ef + 1, dtype=np.float32), values=np.empty(ef + 1, dtype=np.int32)),
-                fresh=np.empty(max_links0, dtype=np.int32), evicted=np.empty(0, dtype=np.int32), ring=0)
-
-
-@njit(cache=True)
-def _search_layer(queries, query_row, scorer, graph, walk, filter, entry, layer, ef, tag):
+@njit(cache=True, inline="always")
+def _search_layer(queries, query_row, vectors, row_stride, row_offset, codes, scales, use_codes, lists,
+                  upper_start, deleted, allowed, may_exclude, visited, candidates, top_keys, top_values, fresh,
+                  evicted, n_ring, entry, layer, ef, tag):
     """Beam search of one layer from ``entry`` for row ``query_row`` of ``queries``, over nodes that
-    carry ``tag`` in ``walk.visited`` once seen, with the distances of ``scorer``. Leaves the best
-    ``ef`` eligible nodes in the max-heap ``walk.top`` (ineligible ones, tombstoned or filtered out,
-    are walked through but not kept) and returns their count. The candidate heap holds at most one
-    entry per visited node, so capacity for every slot means it never has to grow."""
-    vectors = scorer.source.vectors
-    row_stride = scorer.source.row_stride
-    row_offset = scorer.source.row_offset
-    codes = scorer.codes.codes
-    scales = scorer.codes.scales
-    use_codes = scorer.use_codes
-    lists = graph.links0 if layer == 0 else graph.upper
-    upper_start = graph.upper_start
-    deleted = graph.deleted
-    allowed = filter.allowed
-    use_allowed = filter.use_allowed
-    may_exclude = filter.may_exclude
-    visited = walk.visited
-    candidates = walk.candidates
-    top_keys = walk.top.keys
-    top_values = walk.top.values
-    fresh = walk.fresh
-    evicted = walk.evicted
-    n_ring = walk.ring
+    carry ``tag`` in ``visited`` once seen, with distances on the codes when ``use_codes`` (else
+    exact). Leaves the best ``ef`` eligible nodes in the max-heap ``top_keys``/``top_values``
+    (ineligible ones, tombstoned or not ``allowed`` where that mask is not empty, are walked through
+    but not kept) and returns their count and how many of the last nodes it let go it kept in the
+    ring ``evicted`` (``n_ring`` long, 0 for none). ``may_exclude``: some node may be ineligible, so the walk
+    goes on until it has ``ef``. The candidate heap holds at most one entry per visited node, so
+    capacity for every slot means it never has to grow."""
+    use_allowed = allowed.shape[0] > 0
     n_evicted = 0
 
     distance = _distance(vectors, row_stride, row_offset, codes, scales, use_codes, entry, queries, query_row)
@@ -666,17 +616,10 @@ def _search_layer(queries, query_row, scorer, graph, walk, filter, entry, layer,
     return n_top, min(n_evicted, n_ring)
 
 
-@njit(cache=True)
-def _greedy_descent(queries, query_row, scorer, graph, entry, from_layer, to_layer):
+@njit(cache=True, inline="always")
+def _greedy_descent(queries, query_row, vectors, row_stride, row_offset, codes, scales, use_codes, upper,
+                    upper_start, entry, from_layer, to_layer):
     """Walk to the closest node on each upper layer from ``from_layer`` down to ``to_layer`` >= 1."""
-    vectors = scorer.source.vectors
-    row_stride = scorer.source.row_stride
-    row_offset = scorer.source.row_offset
-    codes = scorer.codes.codes
-    scales = scorer.codes.scales
-    use_codes = scorer.use_codes
-    upper = graph.upper
-    upper_start = graph.upper_start
     current = entry
     current_distance = _distance(vectors, row_stride, row_offset, codes, scales, use_codes, entry, queries,
                                  query_row)
@@ -848,8 +791,13 @@ def insert_batch(source, graph, codes, locks, scratch, nodes, node_levels, ef_co
     visit_state = scratch.visit_state
     m = upper.shape[1] - 1
     max_links0 = links0.shape[1] - 1
-    walk = _new_walk(scratch, ef_construction, max_links0)
-    top = walk.top
+    candidates = scratch.candidates
+    top = Heap(keys=np.empty(ef_construction + 1, dtype=np.float32),
+               values=np.empty(ef_construction + 1, dtype=np.int32))
+    top_keys = top.keys
+    top_values = top.values
+    fresh = np.empty(max_links0, dtype=np.int32)
+    no_ring = np.empty(0, dtype=np.int32)
     buffers = LinkBuffers(
         ranked=Neighbours(distances=np.empty(ef_construction + 1, dtype=np.float32),
                           nodes=np.empty(ef_construction + 1, dtype=np.int32)),
@@ -857,9 +805,11 @@ def insert_batch(source, graph, codes, locks, scratch, nodes, node_levels, ef_co
         pool=Neighbours(distances=np.empty(max_links0 + 1, dtype=np.float32),
                         nodes=np.empty(max_links0 + 1, dtype=np.int32)),
         kept=np.empty(max_links0, dtype=np.int32))
-    no_filter = Filter(allowed=np.zeros(0, dtype=np.uint8), use_allowed=False, may_exclude=state[2] > 0)
+    no_filter = np.zeros(0, dtype=np.uint8)
+    may_exclude = state[2] > 0
     # the beam may walk on the codes; what it finds is measured again exactly before any link is made
-    scorer = Scorer(source=source, codes=codes, use_codes=use_codes)
+    code_rows = codes.codes
+    scales = codes.scales
     for t in range(nodes.shape[0]):
         node = nodes[t]
         level = node_levels[t]
@@ -885,13 +835,16 @@ def insert_batch(source, graph, codes, locks, scratch, nodes, node_levels, ef_co
         node_row = node * row_stride + row_offset
         current = entry
         if level < max_level:
-            current = _greedy_descent(vectors, node_row, scorer, graph,
-                                      entry=entry, from_layer=max_level, to_layer=level + 1)
+            current = _greedy_descent(vectors, node_row, vectors, row_stride, row_offset, code_rows, scales,
+                                      use_codes, upper, upper_start, entry=entry, from_layer=max_level,
+                                      to_layer=level + 1)
         for layer in range(min(level, max_level), -1, -1):
             tag = _next_visit_tag(visited, visit_state)
             visited[node] = tag  # never link a node to itself
-            n_top, _ = _search_layer(vectors, node_row, scorer, graph, walk, no_filter,
-                                     entry=current, layer=layer, ef=ef_construction, tag=tag)
+            n_top, _ = _search_layer(vectors, node_row, vectors, row_stride, row_offset, code_rows, scales,
+                                     use_codes, links0 if layer == 0 else upper, upper_start, graph.deleted,
+                                     no_filter, may_exclude, visited, candidates, top_keys, top_values, fresh,
+                                     no_ring, 0, entry=current, layer=layer, ef=ef_construction, tag=tag)
             if n_top > 0:
                 _rank_found(top, n_top, buffers.ranked, use_codes, source, node_row)
                 current = _connect(source, graph, locks, buffers, node=node, layer=layer, n_ranked=n_top)
@@ -910,16 +863,12 @@ def _check_shapes(dim, queries, results):
         raise ValueError("queries must be (n, dim) and both outputs (n, k)")
 
 
-@njit(cache=True)
-def _rank_exactly(queries, query_row, source, top_values, n_top, evicted, n_evicted, best, k):
+@njit(cache=True, inline="always")
+def _rank_exactly(queries, query_row, vectors, row_stride, row_offset, top_values, n_top, evicted, n_evicted,
+                  best_keys, best_values, k):
     """The best ``k`` of the ``n_top`` nodes of ``top_values`` and ``n_evicted`` of ``evicted`` by exact
-    distance, into the max-heap ``best`` (keys: exact distances); returns their count. Rows are
-    requested two nodes ahead."""
-    vectors = source.vectors
-    row_stride = source.row_stride
-    row_offset = source.row_offset
-    best_keys = best.keys
-    best_values = best.values
+    distance, into the max-heap ``best_keys``/``best_values`` (keys: exact distances); returns their
+    count. Rows are requested two nodes ahead."""
     n_all = n_top + n_evicted
     for r in range(min(2, n_all)):
         _prefetch_row(vectors, (top_values[r] if r < n_top else evicted[r - n_top]) * row_stride + row_offset)
@@ -937,57 +886,73 @@ def _rank_exactly(queries, query_row, source, top_values, n_top, evicted, n_evic
     return n_best
 
 
-@njit(cache=True)
-def _search_query(queries, query_row, scorer, graph, walk, visit_state, filter, best, ef, k):
+@njit(cache=True, inline="always")
+def _search_query(queries, query_row, searcher, allowed, ef, k):
     """The k nearest eligible nodes to row ``query_row`` of ``queries``: a greedy descent of the upper
-    layers and an ``ef`` beam on layer 0, measured by ``scorer``; with codes, the beam's nodes are then
-    ranked exactly. Leaves them in the max-heap ``best`` (keys: exact distances) and returns their
-    count."""
-    entry = graph.state[0]
+    layers and an ``ef`` beam on layer 0, on the codes when the searcher has ``use_codes`` (the
+    beam's nodes are then ranked exactly). Leaves them in the max-heap ``searcher.best`` (keys: exact
+    distances) and returns their count. ``allowed``: a uint8 mask over slots, or empty. The arrays
+    are taken out of the searcher here, once, and passed on as plain arrays: a named tuple built or
+    passed per call costs reference counting on each of its arrays, which came to more than the
+    walk itself on a small graph."""
+    graph = searcher.graph
+    state = graph.state
+    entry = state[0]
     if entry < 0:
         return 0
-    current = _greedy_descent(queries, query_row, scorer, graph, entry=entry, from_layer=graph.state[1],
-                              to_layer=1)
-    tag = _next_visit_tag(walk.visited, visit_state)
-    n_top, n_evicted = _search_layer(queries, query_row, scorer, graph, walk, filter, entry=current, layer=0,
-                                     ef=ef, tag=tag)
-    if scorer.use_codes:
-        return _rank_exactly(queries, query_row, scorer.source, walk.top.values, n_top, walk.evicted, n_evicted,
-                             best, k)
-    top_keys = walk.top.keys
-    top_values = walk.top.values
+    vectors = searcher.source.vectors
+    row_stride = searcher.source.row_stride
+    row_offset = searcher.source.row_offset
+    codes = searcher.codes.codes
+    scales = searcher.codes.scales
+    use_codes = searcher.use_codes
+    upper_start = graph.upper_start
+    current = _greedy_descent(queries, query_row, vectors, row_stride, row_offset, codes, scales, use_codes,
+                              graph.upper, upper_start, entry=entry, from_layer=state[1], to_layer=1)
+    scratch = searcher.scratch
+    visited = scratch.visited
+    tag = _next_visit_tag(visited, scratch.visit_state)
+    top_values = searcher.top.values
+    evicted = searcher.evicted
+    n_top, n_evicted = _search_layer(
+        queries, query_row, vectors, row_stride, row_offset, codes, scales, use_codes, graph.links0, upper_start,
+        graph.deleted, allowed, allowed.shape[0] > 0 or state[2] > 0, visited, scratch.candidates,
+        searcher.top.keys, top_values, searcher.fresh, evicted, _ring_length(ef, use_codes), entry=current,
+        layer=0, ef=ef, tag=tag)
+    best_keys = searcher.best.keys
+    best_values = searcher.best.values
+    if use_codes:
+        return _rank_exactly(queries, query_row, vectors, row_stride, row_offset, top_values, n_top, evicted,
+                             n_evicted, best_keys, best_values, k)
+    top_keys = searcher.top.keys
     while n_top > k:
         n_top = _heap_pop(top_keys, top_values, n_top)
-    best_keys = best.keys
-    best_values = best.values
     for r in range(n_top):  # a max-heap stays one when copied in order
         best_keys[r] = top_keys[r]
         best_values[r] = top_values[r]
     return n_top
 
 
-@njit(cache=True)
-def _prepare(searcher, ef, k, allowed):
-    """The ``Scorer``, ``Walk`` and ``Filter`` of a searcher for beams of ``ef`` and k results (its
-    heaps grown to fit), and the limits actually used: ef and k beyond the slots change nothing."""
-    graph = searcher.graph
-    scratch = searcher.scratch
-    slots = max(graph.levels.shape[0], 1)
+@njit(cache=True, inline="always")
+def _ring_length(ef, use_codes):
+    """How many of the nodes a beam on the codes let go last are ranked exactly too."""
+    return max(2, ef // 2) if use_codes else 0
+
+
+@njit(cache=True, inline="always")
+def _fit(searcher, ef, k):
+    """The limits actually used for beams of ``ef`` and k results (ef and k beyond the slots change
+    nothing), with the searcher's heaps and ring grown to fit them."""
+    slots = max(searcher.graph.levels.shape[0], 1)
     k = min(k, slots)
     ef = min(max(ef, k), slots)
     if searcher.top.keys.shape[0] < ef + 1:
         searcher.top = Heap(keys=np.empty(ef + 1, dtype=np.float32), values=np.empty(ef + 1, dtype=np.int32))
     if searcher.best.keys.shape[0] < k + 1:
         searcher.best = Heap(keys=np.empty(k + 1, dtype=np.float32), values=np.empty(k + 1, dtype=np.int32))
-    ring = max(2, ef // 2) if searcher.use_codes else 0
-    if searcher.evicted.shape[0] < ring:
-        searcher.evicted = np.empty(ring, dtype=np.int32)
-    walk = Walk(visited=scratch.visited, candidates=scratch.candidates,
-                top=searcher.top, fresh=searcher.fresh, evicted=searcher.evicted, ring=ring)
-    scorer = Scorer(source=searcher.source, codes=searcher.codes, use_codes=searcher.use_codes)
-    use_allowed = allowed.shape[0] > 0
-    filter = Filter(allowed=allowed, use_allowed=use_allowed, may_exclude=use_allowed or graph.state[2] > 0)
-    return scorer, walk, filter, ef, k
+    if searcher.evicted.shape[0] < _ring_length(ef, searcher.use_codes):
+        searcher.evicted = np.empty(_ring_length(ef, searcher.use_codes), dtype=np.int32)
+    return ef, k
 
 
 @njit(nogil=True, cache=True)
@@ -1002,12 +967,10 @@ def search_one(searcher, query, k, ef, out_ids, out_similarities):
         raise ValueError("the query must be (dim,), k >= 1 and both outputs (k,)")
     for i in range(query.shape[0]):
         query_buffer[0, i] = query[i]
-    scorer, walk, filter, ef, k = _prepare(searcher, ef, k, np.zeros(0, dtype=np.uint8))
-    best = searcher.best
-    n = _search_query(query_buffer, 0, scorer, searcher.graph, walk, searcher.scratch.visit_state, filter, best,
-                      ef, k)
-    best_keys = best.keys
-    best_values = best.values
+    ef, k = _fit(searcher, ef, k)
+    n = _search_query(query_buffer, 0, searcher, searcher.no_filter, ef, k)
+    best_keys = searcher.best.keys
+    best_values = searcher.best.values
     id_stride = searcher.id_stride
     id_offset = searcher.id_offset
     for r in range(n - 1, -1, -1):
@@ -1023,16 +986,13 @@ def search_batch(searcher, queries, ef, allowed, out_nodes, out_similarities):
     into the outputs (see ``Results``), padded with -1 / -inf."""
     _group(SearchRequest, (queries, ef, allowed))
     _check_shapes(searcher.query.shape[1], queries, _group(Results, (out_nodes, out_similarities)))
-    scorer, walk, filter, ef, k = _prepare(searcher, ef, out_nodes.shape[1], allowed)
-    graph = searcher.graph
-    visit_state = searcher.scratch.visit_state
-    best = searcher.best
-    best_keys = best.keys
-    best_values = best.values
+    ef, k = _fit(searcher, ef, out_nodes.shape[1])
+    best_keys = searcher.best.keys
+    best_values = searcher.best.values
     for qi in range(queries.shape[0]):
         out_nodes[qi, :] = -1
         out_similarities[qi, :] = -np.inf
-        n = _search_query(queries, qi, scorer, graph, walk, visit_state, filter, best, ef, k)
+        n = _search_query(queries, qi, searcher, allowed, ef, k)
         for r in range(n - 1, -1, -1):
             out_nodes[qi, r] = best_values[0]
             out_similarities[qi, r] = -best_keys[0]
@@ -1083,7 +1043,8 @@ def new_searcher(source, graph, codes, use_codes, scratch, id_stride, id_offset)
                     Heap(keys=np.empty(initial, dtype=np.float32), values=np.empty(initial, dtype=np.int32)),
                     Heap(keys=np.empty(initial, dtype=np.float32), values=np.empty(initial, dtype=np.int32)),
                     np.empty(graph.links0.shape[1] - 1, dtype=np.int32),
-                    np.empty((1, source.vectors.shape[1]), dtype=np.float32), np.empty(initial, dtype=np.int32))
+                    np.empty((1, source.vectors.shape[1]), dtype=np.float32), np.empty(initial, dtype=np.int32),
+                    np.zeros(0, dtype=np.uint8))
 
 
 @njit(nogil=True, cache=True)

@@ -82,6 +82,8 @@ MAX_LEVEL = 30
 FILTER_EXACT_COST = 30
 _NO_FILTER = np.zeros(0, dtype=np.uint8)  # an empty allow-mask: the kernels filter nothing
 _FLOAT32 = np.dtype(np.float32)  # numpy's one native float32 dtype: `is` tells it apart from others
+_INT64 = np.dtype(np.int64)
+_empty = np.empty  # a dtype instance and no keyword: the cheapest call (it is made twice per query)
 _SCRATCH_VISITED = kernels.Scratch._fields.index("visited")  # its length is the slots covered
 
 
@@ -147,8 +149,7 @@ class HNSWIndex:
         self._codes = kernels.Codes(codes=np.zeros((0, dim), dtype=np.int8), scales=np.zeros(0, dtype=np.float32))
         self._locks = kernels.Locks(nodes=np.zeros(0, dtype=np.uint8), entry=np.zeros(1, dtype=np.uint8))
         self._locks_args = tuple(self._locks)
-        self._generation = 0  # bumped by every _bind: searchers made before it are stale
-        self._searchers: list[tuple] = []  # (kernels.Searcher, generation, its single-query entry)
+        self._searchers: list[tuple] = []  # (kernels.Searcher, its single-query entry), replaced by _bind
         self._bind()
         self._slots = 0  # one past the highest slot ever added
         self._upper_rows = 0
@@ -205,16 +206,16 @@ class HNSWIndex:
             # scalar loads of the copy that the kernel makes of it first)
             if k < 1:
                 raise ValueError("k must be >= 1")
-            ids = np.empty(k, dtype=np.int64)
-            similarities = np.empty(k, dtype=np.float32)
+            ids = _empty(k, _INT64)
+            similarities = _empty(k, _FLOAT32)
             rw = self._rw
             fast = rw.acquire_read()
             try:
+                # every searcher in the pool is over the arrays bound now: _bind (under the write
+                # lock) replaces the pool, and one taken before goes back to the old pool
                 searchers = self._searchers
-                searcher = searchers.pop() if searchers else None
-                if searcher is None or searcher[1] != self._generation:
-                    searcher = self._new_searcher()
-                found = searcher[2](searcher[0], query, k, self.ef_search if ef is None else ef, ids, similarities)
+                searcher = searchers.pop() if searchers else self._new_searcher()
+                found = searcher[1](searcher[0], query, k, self.ef_search if ef is None else ef, ids, similarities)
             finally:
                 rw.release_read(fast)
             searchers.append(searcher)
@@ -538,23 +539,22 @@ class HNSWIndex:
 
     # -- searching (caller holds the read lock) --------------------------------------------------
     def _search_graph(self, queries, ef, allowed, out_slots, out_similarities) -> None:
-        searcher = self._searchers.pop() if self._searchers else None
-        if searcher is None or searcher[1] != self._generation:
-            searcher = self._new_searcher()
+        searchers = self._searchers
+        searcher = searchers.pop() if searchers else self._new_searcher()
         kernels.search_batch(searcher[0], queries, ef, allowed, out_slots, out_similarities)
-        self._searchers.append(searcher)
+        searchers.append(searcher)
 
     def _new_searcher(self) -> tuple:
-        """A ``kernels.Searcher`` over the arrays bound now (caller holds the read lock), its
-        generation, and the compiled single-query entry for it. Searchers are pooled, one per
-        concurrent search, and replaced once stale."""
+        """A ``kernels.Searcher`` over the arrays bound now (caller holds the read lock) and the
+        compiled single-query entry for it. Searchers are pooled, one per concurrent search; the pool
+        is emptied whenever the arrays are rebound."""
         slots = max(len(self._graph.levels), 1)
         scratch = tuple(kernels.Scratch(
             visited=np.zeros(slots, dtype=np.uint16), visit_state=np.zeros(1, dtype=np.int64),
             candidates=np.empty(slots + 1, dtype=np.int64)))
         searcher = kernels.new_searcher(self._source_args, self._graph_args, self._codes_args, self.quantized,
                                         scratch, self.id_stride, self.id_offset)
-        return searcher, self._generation, kernels.single_query_entry(searcher, self.dim)
+        return searcher, kernels.single_query_entry(searcher, self.dim)
 
     def _search_filtered(self, queries, ef, filter, out_slots, out_similarities) -> None:
         k = out_slots.shape[1]
@@ -614,7 +614,7 @@ class HNSWIndex:
         """Rebind the vectors, codes and graph arrays: the only place they are assigned. Kernels receive
         each group as the plain tuple of its fields (``_source_args``, ``_graph_args``,
         ``_codes_args``), made here from the named tuple: numba types a plain tuple at a call as fast
-        as separate arguments. Searchers made before are stale from now on."""
+        as separate arguments. Searchers made before are left out of the new (empty) pool."""
         if vectors is not None:
             self._source = self._source._replace(vectors=vectors)
         if codes is not None:
@@ -624,8 +624,7 @@ class HNSWIndex:
         self._source_args = tuple(self._source)
         self._graph_args = tuple(self._graph)
         self._codes_args = tuple(self._codes)
-        self._generation += 1
-        self._searchers = []  # stale ones would hold on to the old arrays
+        self._searchers = []  # searchers over the old arrays are dropped with the old pool
 
     def _draw_levels(self, ids: np.ndarray) -> np.ndarray:
         """hnswlib's level draw, floor(-ln(U) / ln(M)), with U hashed from (seed, id): reproducible
