@@ -9,6 +9,7 @@ Datasets (``--datasets``, comma-separated):
   clip-2k        2k x 128 clustered, CLIP-shaped (synthetic)
   clip-20k       20k x 128 clustered, CLIP-shaped (synthetic)
   clip-100k      100k x 512 clustered, CLIP-shaped (synthetic): the shape of the product's vectors
+                 (``--clip-100k-n`` sets its rows)
   sift           200k x 128 real SIFT descriptors (OpenCV) of the ImageNet sample photos, normalised
   fashion-mnist  69k x 784 Fashion-MNIST images (Debian package dataset-fashion-mnist), normalised
 Default: the three clip sets. Each has 1000 held-out queries; ground truth is exact cosine top-10.
@@ -463,12 +464,16 @@ def main() -> None:
     parser.add_argument("--datasets", default="clip-2k,clip-20k,clip-100k",
                         help="comma-separated subset of clip-2k, clip-20k, clip-100k, sift, fashion-mnist")
     parser.add_argument("--repetitions", type=int, default=None, help="timed rounds per ef (best kept)")
+    parser.add_argument("--clip-100k-n", type=int, default=None, metavar="ROWS",
+                        help="rows of the 512-d clip set (default 100000, 30000 with --quick)")
+    parser.add_argument("--queries", type=int, default=None, help="held-out queries per dataset (default 1000)")
     args = parser.parse_args()
-    n_queries = 500 if args.quick else 1000
+    n_queries = args.queries or (500 if args.quick else 1000)
+    large_n = args.clip_100k_n or (30_000 if args.quick else 100_000)
     loaders = {
         "clip-2k": lambda: clip_like(2_000, n_queries, dim=128, name="clip-2k"),
         "clip-20k": lambda: clip_like(20_000, n_queries, dim=128, name="clip-20k"),
-        "clip-100k": lambda: clip_like(30_000 if args.quick else 100_000, n_queries, dim=512, name="clip-100k"),
+        "clip-100k": lambda: clip_like(large_n, n_queries, dim=512, name=f"clip-{large_n // 1000}k"),
         "sift": lambda: sift(50_000 if args.quick else 200_000, n_queries),
         "fashion-mnist": lambda: fashion_mnist(20_000 if args.quick else 69_000, n_queries),
     }
@@ -482,8 +487,7 @@ def main() -> None:
         del dataset
     RESULTS.mkdir(parents=True, exist_ok=True)
     suffix = "_quick" if args.quick else ""
-    command = "make bench-index" if not args.quick and args.datasets == parser.get_default("datasets") else (
-        "python bench/bench_index.py " + " ".join(sys.argv[1:]))
+    command = "make bench-index" if len(sys.argv) == 1 else "python bench/bench_index.py " + " ".join(sys.argv[1:])
     (RESULTS / f"index{suffix}.json").write_text(json.dumps(results, indent=1))
     (RESULTS / f"index{suffix}.md").write_text(markdown(results, args.quick, command))
     plot(results, RESULTS / f"index{suffix}_recall_qps.png")

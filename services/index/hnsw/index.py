@@ -29,8 +29,13 @@ Searching
     on load, never persisted: a quarter of the memory to read per node visited) and the ``ef`` nodes
     it keeps are then ranked by their exact float32 similarity, which is what is returned. One query
     per call (the service's path) takes a fast path: no per-call allocation but the results, one
-    compiled call with everything in a per-thread ``kernels.Searcher``, the read lock's fast path.
-    It returns exactly what the same row of a batched call returns.
+    compiled call with everything in a pooled ``kernels.Searcher`` (one per concurrent search), the
+    read lock's fast path. It returns exactly what the same row of a batched call returns.
+
+Inserts
+    An insert walks like a search (on the codes when quantized, its finds ranked exactly before any
+    link is made). With ``insert_threads`` > 1 a large ``add`` is split over that many threads,
+    which link under per-node spin locks as hnswlib's do; searches wait between chunks.
 
 Filters
     ``search(..., filter=ids)`` takes an allow-list of ids, or a boolean array indexed by id. When the
@@ -73,7 +78,6 @@ from .persistence import (
 DEFAULT_EF_SEARCH = 64
 INSERT_CHUNK = 64  # nodes per thread per write turn: a search waits at most one chunk
 PARALLEL_INSERT_MIN = 4 * INSERT_CHUNK  # smaller adds run on the calling thread alone
-BUILD_ON_CODES = True  # inserts walk on the codes (when quantized) and rank what they find exactly
 REPAIR_CHUNK = 4096
 PURGE_SHARE = 0.1
 MAX_LEVEL = 30
@@ -130,7 +134,6 @@ class HNSWIndex:
         self._seed_hash = _splitmix64(np.array([seed % 2**64], dtype=np.uint64))[0]
         self._own_vectors = vectors is None
         self.quantized = bool(quantized)
-        self._build_on_codes = self.quantized and BUILD_ON_CODES
         if insert_threads < 1:
             raise ValueError("insert_threads must be >= 1")
         self.insert_threads = insert_threads
@@ -475,7 +478,7 @@ class HNSWIndex:
         """Insert one chunk (caller holds the write lock): on this thread, or split over
         ``len(scratches)`` threads, this one included, which link under the kernels' locks."""
         arguments = (self._source_args, self._graph_args, self._codes_args, self._locks_args)
-        options = (self.ef_construction, self._build_on_codes)
+        options = (self.ef_construction, self.quantized)  # inserts walk on the codes too, then rank exactly
         if len(scratches) == 1 or len(slots) < 2:
             kernels.insert_batch(*arguments, scratches[0], slots, levels, *options)
             return
