@@ -38,12 +38,19 @@ DELETED_RECORD_BYTES = 8  # one int64 row
 
 def warm_up_kernels() -> None:
     """Compile the graph's kernels (or load them from numba's cache) before serving, so the first
-    insert and search after a start do not wait for the compiler."""
+    insert and search after a start do not wait for the compiler: for an index over its own vectors
+    and for one over a read-only external matrix, as a shard's (the kernels are typed apart)."""
     vectors = np.eye(8, dtype=np.float32)
-    index = HNSWIndex(8)
-    index.add(vectors)
-    index.search(vectors[0], k=2)
-    index.search(vectors[0], k=2, filter=np.arange(4))
+    own = HNSWIndex(8)
+    own.add(vectors)
+    external = vectors.copy()
+    external.flags.writeable = False  # as the store's memory map
+    shared = HNSWIndex(8, vectors=external)
+    shared.add(ids=np.arange(8))
+    for index in (own, shared):
+        index.search(vectors[0], k=2)
+        index.search(vectors[:2], k=2)
+        index.search(vectors[0], k=2, filter=np.arange(4))
 
 
 class Shard:
@@ -128,8 +135,9 @@ class Shard:
             allowed = allowed[(allowed >= 0) & (allowed % self.shard_count == self.shard_id)]
             if not len(allowed):
                 return [], []
+        # one float32 vector and no filter: the index's single-query fast path
         rows, sims = index.search(query, k=k, ef=ef, filter=allowed)
-        return [int(r) for r in rows], [float(s) for s in sims]
+        return rows.tolist(), sims.tolist()
 
     def exact_search(self, query: np.ndarray, k: int) -> tuple[list[int], list[float]]:
         """The true top k of the rows the graph holds, by a scan of the vectors store with no graph: the

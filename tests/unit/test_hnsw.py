@@ -69,6 +69,120 @@ def test_recall_at_default_ef(data, built):
     assert np.array_equal(one_similarities, similarities[0])
 
 
+def test_single_query_fast_path_answers_as_a_batch_row_does(data, built):
+    """One float32 vector per call takes the fast path; every answer equals the batched one exactly,
+    whatever the query's strides, k and ef, with tombstones, and over a sharded external matrix."""
+    base, queries = data
+    index = HNSWIndex.load(built[1])
+    index.delete(np.arange(0, N, 97))  # tombstones, walked through but never returned
+
+    def check(index, queries, k, ef):
+        batch_ids, batch_similarities = index.search(queries, k=k, ef=ef)
+        for row, query in enumerate(queries):
+            ids, similarities = index.search(query, k=k, ef=ef)
+            found = batch_ids[row] >= 0
+            assert ids.dtype == np.int64 and similarities.dtype == np.float32
+            assert np.array_equal(ids, batch_ids[row][found])
+            assert np.array_equal(similarities, batch_similarities[row][found])
+
+    for k, ef in ((1, None), (10, 10), (10, 64), (25, 12)):
+        check(index, queries[:60], k, ef)
+    strided = np.asfortranarray(queries[:40])  # each row a strided view
+    readonly = queries[:40].copy()
+    readonly.flags.writeable = False
+    for rows in (strided, readonly):
+        for row, query in enumerate(rows):
+            assert np.array_equal(index.search(query, k=10)[0], index.search(queries[row], k=10)[0])
+    # other dtypes and lists go the general way, to the same answer
+    assert np.array_equal(index.search(queries[0].astype(np.float64), k=10)[0], index.search(queries[0], k=10)[0])
+    assert np.array_equal(index.search(list(queries[0]), k=10)[0], index.search(queries[0], k=10)[0])
+    assert np.array_equal(index.search(queries[0], k=np.int64(10))[0], index.search(queries[0], k=10)[0])
+    with pytest.raises(ValueError, match="k must be"):
+        index.search(queries[0], k=0)
+    # exact walks (quantized=False) answer alike on both paths too
+    check(HNSWIndex.load(built[1], quantized=False), queries[:30], 10, 32)
+    # a shard over an external matrix: ids are rows, mapped in the kernel the same way
+    shard = HNSWIndex(DIM, vectors=base, id_stride=3, id_offset=2)
+    shard.add(ids=np.arange(2, 3000, 3))
+    check(shard, queries[:30], 10, 32)
+    assert (shard.search(queries[0], k=10)[0] % 3 == 2).all()
+    # fewer nodes than k: only those found
+    tiny = HNSWIndex(DIM)
+    tiny.add(base[:4])
+    ids, similarities = tiny.search(queries[0], k=10)
+    assert sorted(ids) == [0, 1, 2, 3] and len(similarities) == 4
+    assert len(HNSWIndex(DIM).search(queries[0], k=10)[0]) == 0  # empty index
+
+
+def test_quantized_walk_and_exact_ranking_keep_recall(data, built):
+    """The walk on 8-bit codes, then exact ranking of what it keeps, loses next to no recall against
+    a walk on the float32 vectors, on the same graph, and returns exact similarities."""
+    base, queries = data
+    truth = exact_top_k(base, queries, 10)
+    quantized, exact = HNSWIndex.load(built[1]), HNSWIndex.load(built[1], quantized=False)
+    assert quantized.codes_nbytes == N * (DIM + 4) and exact.codes_nbytes == 0
+    for ef in (10, 16, 32, 64):
+        ids, similarities = quantized.search(queries, k=10, ef=ef)
+        assert recall(ids, truth) >= recall(exact.search(queries, k=10, ef=ef)[0], truth) - 0.01
+        np.testing.assert_allclose(similarities, np.sum(base[ids] * queries[:, None, :], axis=2), rtol=1e-5, atol=1e-6)
+    assert recall(quantized.search(queries, k=10)[0], truth) >= 0.95
+
+
+def test_codes_follow_inserts_reinserts_and_loads(tmp_path):
+    """Codes are made on insert (a re-added id gets its new vector's), on load, and cover every slot."""
+    vectors = clustered_unit_vectors(600, dim=32, seed=7)
+    index = HNSWIndex(32)
+    index.add(vectors[:300])
+    index.delete([5])
+    index.add(vectors[300:301], ids=[5])  # id 5 now holds another vector
+    assert list(index.add(vectors[301:])) == list(range(300, 599))
+    codes, scales = index._codes.codes[:599], index._codes.scales[:599]
+    expected = np.concatenate([vectors[:300], vectors[301:]])
+    expected[5] = vectors[300]
+    step = np.abs(expected).max(axis=1) / 127  # one code step; rounding errs by half of it at most
+    assert (np.abs(codes * scales[:, None] - expected) <= 0.5001 * step[:, None]).all()
+    assert index.search(vectors[300], k=1)[0][0] == 5
+    index.save(tmp_path / "index.hnsw")
+    loaded = HNSWIndex.load(tmp_path / "index.hnsw")
+    live = index.contains(np.arange(599))
+    assert live.all() and np.array_equal(loaded._codes.codes[:599], codes)
+    assert np.array_equal(loaded.search(vectors[:50], k=10)[0], index.search(vectors[:50], k=10)[0])
+
+
+def test_read_lock_fast_path_and_writers_exclude_each_other():
+    from services.index.hnsw.locking import ReadWriteLock
+
+    lock = ReadWriteLock()
+    events: list[str] = []
+    first = lock.acquire_read()
+    assert first is True  # no writer about: the fast path
+    writer_in = threading.Event()
+
+    def writer():
+        with lock.write():
+            events.append("write")
+            writer_in.set()
+            late_reader.start()
+            threading.Event().wait(0.05)  # the late reader must not get in meanwhile
+            events.append("write done")
+
+    def read_late():
+        with lock.read():
+            events.append("late read")
+
+    late_reader = threading.Thread(target=read_late)
+    writing = threading.Thread(target=writer)
+    writing.start()
+    assert not writer_in.wait(0.1)  # a fast-path reader is inside: the writer waits
+    events.append("read done")
+    lock.release_read(first)
+    writing.join(5)
+    late_reader.join(5)
+    assert events == ["read done", "write", "write done", "late read"]
+    assert lock.acquire_read() is True  # the fast path is open again
+    lock.release_read(True)
+
+
 def test_save_load_round_trip_returns_identical_results(data, built, tmp_path):
     _, queries = data
     index, path = built
@@ -147,10 +261,11 @@ def test_damaged_snapshot_is_refused(built, tmp_path):
             HNSWIndex.load(path)
 
 
-def test_inserting_while_searching_is_safe(data):
+@pytest.mark.parametrize("insert_threads", [1, 2])
+def test_inserting_while_searching_is_safe(data, insert_threads):
     base, _ = data
     vectors = base[:6000]
-    index = HNSWIndex(DIM, ef_construction=100)
+    index = HNSWIndex(DIM, ef_construction=100, insert_threads=insert_threads)
     index.add(vectors[:500])
     inserted_through = 500
     searches = [0, 0]
@@ -161,7 +276,12 @@ def test_inserting_while_searching_is_safe(data):
         try:
             while not done.is_set():
                 limit = inserted_through  # read before searching: every id below it is present
-                ids, similarities = index.search(vectors[limit - 50:limit], k=10, ef=32)
+                if number == 0:  # batched
+                    ids, similarities = index.search(vectors[limit - 50:limit], k=10, ef=32)
+                else:  # one query per call (the fast path), as the service searches
+                    found = [index.search(vector, k=10, ef=32) for vector in vectors[limit - 50:limit]]
+                    assert all(len(row_ids) == 10 for row_ids, _ in found)
+                    ids, similarities = np.array([f[0] for f in found]), np.array([f[1] for f in found])
                 assert (ids >= 0).all() and (ids < len(vectors)).all()
                 assert np.all(np.diff(similarities, axis=1) <= 0)
                 assert (ids[:, 0] == np.arange(limit - 50, limit)).mean() >= 0.9  # queries find themselves
@@ -185,9 +305,54 @@ def test_inserting_while_searching_is_safe(data):
         for searcher in searchers:
             searcher.join()
     assert not failures, failures[0]
-    assert searches_during_long_add >= 10
+    assert searches_during_long_add >= 10 and min(searches) >= 1
     assert len(index) == len(vectors)
     assert (index.search(vectors, k=1, ef=32)[0][:, 0] == np.arange(len(vectors))).mean() >= 0.99
+    assert_graph_is_sound(index)
+
+
+def assert_graph_is_sound(index: HNSWIndex) -> None:
+    """Every list holds distinct nodes of the graph that reach its layer, never the node itself, and
+    the entry point is on the top layer."""
+    graph, slots = index._graph, index._slots
+    levels = graph.levels[:slots].astype(np.int64)
+    nodes = np.flatnonzero(levels >= 0)
+    lists = [(graph.links0[nodes], nodes, 0)]
+    for layer in range(1, int(levels.max()) + 1):
+        owners = np.flatnonzero(levels >= layer)
+        lists.append((graph.upper[graph.upper_start[owners].astype(np.int64) + layer - 1], owners, layer))
+    for rows, owners, layer in lists:
+        counts = rows[:, 0]
+        width = rows.shape[1] - 1
+        assert (counts >= 0).all() and (counts <= width).all()
+        if len(owners) > 1:
+            assert (counts > 0).all(), f"a node without links on layer {layer}"
+        used = np.arange(width)[None, :] < counts[:, None]
+        links = np.where(used, rows[:, 1:], -1)
+        targets = links[used]
+        assert (levels[targets] >= layer).all(), f"a link on layer {layer} to a node not on it"
+        assert not (links == owners[:, None]).any(), "a node linked to itself"
+        ordered = np.sort(links, axis=1)
+        assert not ((ordered[:, 1:] == ordered[:, :-1]) & (ordered[:, 1:] >= 0)).any(), "a link twice in a list"
+    entry, top = graph.state[0], graph.state[1]
+    assert levels[entry] == top == levels.max()
+
+
+def test_parallel_inserts_build_as_good_a_graph(data, built):
+    """Inserts split over threads (per-node locks) give a sound graph as good as one thread's."""
+    base, queries = data
+    truth = exact_top_k(base, queries, 10)
+    index = HNSWIndex(DIM, insert_threads=2)
+    index.add(base[:3])  # a tiny start, then a large add into it
+    index.add(base[3:])
+    assert len(index) == N
+    assert_graph_is_sound(index)
+    serial = built[0]
+    assert_graph_is_sound(serial)
+    for ef in (16, 64):
+        assert recall(index.search(queries, k=10, ef=ef)[0], truth) >= recall(
+            serial.search(queries, k=10, ef=ef)[0], truth) - 0.01
+    assert recall(index.search(queries, k=10)[0], truth) >= 0.95
 
 
 def test_log_replay_recovers_every_acknowledged_change(data, tmp_path):
@@ -268,22 +433,26 @@ def test_kernel_arguments_that_do_not_fit_fail_to_compile():
     index.add(vectors)
     queries = vectors[:2]
     nodes, similarities = np.empty((2, 3), dtype=np.int32), np.empty((2, 3), dtype=np.float32)
-    source, graph, scratch = index._source_args, index._graph_args, index._take_scratch()
+    source, graph, codes = index._source_args, index._graph_args, index._codes_args
+    scratch = index._take_scratch()
     no_filter = np.zeros(0, dtype=np.uint8)
-    kernels.search_batch(source, graph, scratch, queries, 32, no_filter, nodes, similarities)
+    searcher = kernels.new_searcher(source, graph, codes, True, scratch, 1, 0)
+    kernels.search_batch(searcher, queries, 32, no_filter, nodes, similarities)
     assert list(nodes[:, 0]) == [0, 1]
 
     float_links0 = (graph[0].astype(np.float32),) + graph[1:]
+    for reason, arguments in [
+        ("a VectorSource is a tuple", (graph, source, codes, True, scratch, 1, 0)),
+        ("Graph.links0 must be an array of int32, 2-D", (source, float_links0, codes, True, scratch, 1, 0)),
+        ("a Codes is a tuple", (source, graph, scratch, True, codes, 1, 0)),
+    ]:
+        with pytest.raises(TypingError, match=reason):
+            kernels.new_searcher(*arguments)
     cases = [
-        (TypingError, "a Graph is a tuple", (source, scratch, graph, queries, 32, no_filter, nodes, similarities)),
-        (TypingError, "Graph.links0 must be an array of int32, 2-D",
-         (source, float_links0, scratch, queries, 32, no_filter, nodes, similarities)),
-        (TypingError, "SearchRequest.ef must be an integer",
-         (source, graph, scratch, queries, no_filter, 32, nodes, similarities)),
-        (TypingError, "Results.nodes must be an array of int32",
-         (source, graph, scratch, queries, 32, no_filter, similarities, nodes)),
+        (TypingError, "SearchRequest.ef must be an integer", (searcher, queries, no_filter, 32, nodes, similarities)),
+        (TypingError, "Results.nodes must be an array of int32", (searcher, queries, 32, no_filter, similarities, nodes)),
         # the queries and the similarities are both float32 matrices: their shapes tell them apart
-        (ValueError, "queries must be", (source, graph, scratch, similarities, 32, no_filter, nodes, queries)),
+        (ValueError, "queries must be", (searcher, similarities, 32, no_filter, nodes, queries)),
     ]
     for error, reason, arguments in cases:
         nodes[:] = -7

@@ -22,6 +22,21 @@ Deletes
     one is rebuilt from the live neighbours and the neighbours of the deleted ones, and the deleted
     slots leave the graph (their upper-layer rows are reclaimed; re-adding the id inserts it anew).
 
+Searching
+    A search descends the upper layers greedily and walks layer 0 with a beam of ``ef``. With
+    ``quantized=True`` (the default) the walk measures distances on 8-bit codes of the vectors
+    (``dim`` bytes and a scale per vector, kept beside the graph, made from the vectors on insert and
+    on load, never persisted: a quarter of the memory to read per node visited) and the ``ef`` nodes
+    it keeps are then ranked by their exact float32 similarity, which is what is returned. One query
+    per call (the service's path) takes a fast path: no per-call allocation but the results, one
+    compiled call with everything in a pooled ``kernels.Searcher`` (one per concurrent search), the
+    read lock's fast path. It returns exactly what the same row of a batched call returns.
+
+Inserts
+    An insert walks like a search (on the codes when quantized, its finds ranked exactly before any
+    link is made). With ``insert_threads`` > 1 a large ``add`` is split over that many threads,
+    which link under per-node spin locks as hnswlib's do; searches wait between chunks.
+
 Filters
     ``search(..., filter=ids)`` takes an allow-list of ids, or a boolean array indexed by id. When the
     allowed live set is small relative to the graph the query is answered by an exact scan over it;
@@ -40,6 +55,7 @@ from __future__ import annotations
 
 import math
 import threading
+from concurrent.futures import ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Self
 
@@ -60,7 +76,8 @@ from .persistence import (
 )
 
 DEFAULT_EF_SEARCH = 64
-INSERT_CHUNK = 64
+INSERT_CHUNK = 64  # nodes per thread per write turn: a search waits at most one chunk
+PARALLEL_INSERT_MIN = 4 * INSERT_CHUNK  # smaller adds run on the calling thread alone
 REPAIR_CHUNK = 4096
 PURGE_SHARE = 0.1
 MAX_LEVEL = 30
@@ -68,6 +85,9 @@ MAX_LEVEL = 30
 # (visits per unfiltered query) / (allowed share) nodes at random, an exact scan reads `allowed` rows in order.
 FILTER_EXACT_COST = 30
 _NO_FILTER = np.zeros(0, dtype=np.uint8)  # an empty allow-mask: the kernels filter nothing
+_FLOAT32 = np.dtype(np.float32)  # numpy's one native float32 dtype: `is` tells it apart from others
+_INT64 = np.dtype(np.int64)
+_empty = np.empty  # a dtype instance and no keyword: the cheapest call (it is made twice per query)
 _SCRATCH_VISITED = kernels.Scratch._fields.index("visited")  # its length is the slots covered
 
 
@@ -98,7 +118,7 @@ def _compact_upper(levels: np.ndarray, upper_start: np.ndarray, upper: np.ndarra
 class HNSWIndex:
     def __init__(self, dim: int, m: int = 16, ef_construction: int = 200, seed: int = 0, *,
                  vectors: np.ndarray | None = None, id_stride: int = 1, id_offset: int = 0,
-                 ef_search: int = DEFAULT_EF_SEARCH):
+                 ef_search: int = DEFAULT_EF_SEARCH, quantized: bool = True, insert_threads: int = 1):
         if dim < 1 or m < 2 or ef_construction < 1 or ef_search < 1:
             raise ValueError("dim >= 1, m >= 2, ef_construction >= 1 and ef_search >= 1 are required")
         if id_stride < 1 or id_offset < 0:
@@ -113,6 +133,12 @@ class HNSWIndex:
         self._level_scale = 1.0 / math.log(m)
         self._seed_hash = _splitmix64(np.array([seed % 2**64], dtype=np.uint64))[0]
         self._own_vectors = vectors is None
+        self.quantized = bool(quantized)
+        if insert_threads < 1:
+            raise ValueError("insert_threads must be >= 1")
+        self.insert_threads = insert_threads
+        self._insert_pool: ThreadPoolExecutor | None = None
+        self._query_shape = (dim,)
         # the kernels' argument groups, (re)bound only by _bind; own storage is indexed by slot
         self._source = kernels.VectorSource(
             vectors=np.empty((0, dim), dtype=np.float32) if vectors is None else self._checked(vectors),
@@ -122,6 +148,11 @@ class HNSWIndex:
             upper_start=np.zeros(0, dtype=np.int32), levels=np.full(0, -1, dtype=np.int8),
             deleted=np.zeros(0, dtype=np.uint8),
             state=np.array([-1, -1, 0], dtype=np.int64))  # entry point, its level, tombstones
+        # by slot, grown with the graph when quantized (else empty: never read)
+        self._codes = kernels.Codes(codes=np.zeros((0, dim), dtype=np.int8), scales=np.zeros(0, dtype=np.float32))
+        self._locks = kernels.Locks(nodes=np.zeros(0, dtype=np.uint8), entry=np.zeros(1, dtype=np.uint8))
+        self._locks_args = tuple(self._locks)
+        self._searchers: list[tuple] = []  # (kernels.Searcher, its single-query entry), replaced by _bind
         self._bind()
         self._slots = 0  # one past the highest slot ever added
         self._upper_rows = 0
@@ -171,6 +202,29 @@ class HNSWIndex:
         whose rows are answered independently (returns ``(n, k)`` arrays padded with -1 / -inf).
         ``ef`` (default ``self.ef_search``, at least k) trades speed for recall. ``filter``: None,
         an allow-list of ids, or a boolean array indexed by id."""
+        if (filter is None and type(query) is np.ndarray and query.dtype is _FLOAT32
+                and query.shape == self._query_shape and type(k) is int and (ef is None or type(ef) is int)):
+            # the single-query fast path: the checks above are those the compiled entry relies on (a
+            # float32 array misaligned in memory, which numba would type apart, reads the same with the
+            # scalar loads of the copy that the kernel makes of it first)
+            if k < 1:
+                raise ValueError("k must be >= 1")
+            ids = _empty(k, _INT64)
+            similarities = _empty(k, _FLOAT32)
+            rw = self._rw
+            fast = rw.acquire_read()
+            try:
+                # every searcher in the pool is over the arrays bound now: _bind (under the write
+                # lock) replaces the pool, and one taken before goes back to the old pool
+                searchers = self._searchers
+                searcher = searchers.pop() if searchers else self._new_searcher()
+                found = searcher[1](searcher[0], query, k, self.ef_search if ef is None else ef, ids, similarities)
+            finally:
+                rw.release_read(fast)
+            searchers.append(searcher)
+            if found < k:
+                return ids[:found], similarities[:found]
+            return ids, similarities
         queries = np.asarray(query, dtype=np.float32)
         single = queries.ndim == 1
         queries = np.ascontiguousarray(queries.reshape(1, -1) if single else queries)
@@ -212,6 +266,19 @@ class HNSWIndex:
                    + graph.upper_start[:slots].nbytes + graph.levels[:slots].nbytes
                    + graph.deleted[:slots].nbytes)
 
+    @property
+    def codes_nbytes(self) -> int:
+        """Bytes of the 8-bit codes and their scales for the slots in use (0 unless quantized)."""
+        if not self.quantized:
+            return 0
+        return int(self._codes.codes[: self._slots].nbytes + self._codes.scales[: self._slots].nbytes)
+
+    @property
+    def vectors_nbytes(self) -> int:
+        """Bytes of the float32 vectors of the slots in use, whether the index owns them or reads them
+        from an external matrix."""
+        return self._slots * self.dim * 4
+
     # -- persistence -----------------------------------------------------------------------------
     def save(self, path: str | Path | None = None) -> None:
         """Write a snapshot atomically. With the path given to ``open`` (or none), also empty the log."""
@@ -232,23 +299,23 @@ class HNSWIndex:
                 self._log.reset()
 
     @classmethod
-    def load(cls, path: str | Path, vectors: np.ndarray | None = None) -> HNSWIndex:
+    def load(cls, path: str | Path, vectors: np.ndarray | None = None, *, quantized: bool = True) -> HNSWIndex:
         """Read the snapshot at ``path`` and replay ``path + ".log"`` (either may be missing, not both).
         ``vectors`` is required exactly when the index was built over an external matrix."""
-        index, _ = cls._recover(Path(path), vectors)
+        index, _ = cls._recover(Path(path), vectors, quantized)
         return index
 
     @classmethod
     def open(cls, path: str | Path, dim: int | None = None, m: int = 16, ef_construction: int = 200,
              seed: int = 0, *, vectors: np.ndarray | None = None, id_stride: int = 1, id_offset: int = 0,
-             ef_search: int = DEFAULT_EF_SEARCH, fsync: bool = True) -> HNSWIndex:
+             ef_search: int = DEFAULT_EF_SEARCH, fsync: bool = True, quantized: bool = True) -> HNSWIndex:
         """Durable mode: load the index at ``path`` (snapshot and log) or create it, then log every
         change to ``path + ".log"`` before acknowledging it. The other arguments only shape a new
         index; ``dim``, if given for an existing one, must match."""
         path = Path(path)
         log_path = log_path_for(path)
         if path.exists() or log_path.exists():
-            index, log_length = cls._recover(path, vectors)
+            index, log_length = cls._recover(path, vectors, quantized)
             if dim is not None and dim != index.dim:
                 raise ValueError(f"{path} holds {index.dim}-d vectors, not {dim}-d")
             if log_length is None:
@@ -259,7 +326,7 @@ class HNSWIndex:
             if dim is None:
                 raise ValueError(f"{path} does not exist: give dim to create a new index")
             index = cls(dim, m, ef_construction, seed, vectors=vectors, id_stride=id_stride,
-                        id_offset=id_offset, ef_search=ef_search)
+                        id_offset=id_offset, ef_search=ef_search, quantized=quantized)
             index._log = WriteAheadLog.create(log_path, index._params(), fsync)
         index._snapshot_path = path
         return index
@@ -278,7 +345,8 @@ class HNSWIndex:
         self.close()
 
     @classmethod
-    def _recover(cls, path: Path, vectors: np.ndarray | None) -> tuple[HNSWIndex, int | None]:
+    def _recover(cls, path: Path, vectors: np.ndarray | None,
+                 quantized: bool) -> tuple[HNSWIndex, int | None]:
         log_path = log_path_for(path)
         snapshot = read_snapshot(path) if path.exists() else None
         log = read_log(log_path) if log_path.exists() else None
@@ -292,7 +360,8 @@ class HNSWIndex:
         if not params.own_vectors and vectors is None:
             raise ValueError(f"{path}: this index reads an external vectors matrix; pass vectors=")
         index = cls(params.dim, params.m, params.ef_construction, params.seed, vectors=vectors,
-                    id_stride=params.id_stride, id_offset=params.id_offset, ef_search=params.ef_search)
+                    id_stride=params.id_stride, id_offset=params.id_offset, ef_search=params.ef_search,
+                    quantized=quantized)
         if snapshot is not None:
             index._restore(snapshot)
         if log is None:
@@ -315,6 +384,8 @@ class HNSWIndex:
         slots = len(snapshot.levels)
         self._bind(levels=snapshot.levels, deleted=snapshot.deleted, upper_start=snapshot.upper_start,
                    links0=snapshot.links0, upper=snapshot.upper)
+        self._locks = self._locks._replace(nodes=np.zeros(slots, dtype=np.uint8))
+        self._locks_args = tuple(self._locks)
         self._upper_rows = len(snapshot.upper)
         self._graph.state[:] = (snapshot.entry, snapshot.max_level, np.count_nonzero(snapshot.deleted))
         self._slots = slots
@@ -325,6 +396,9 @@ class HNSWIndex:
         elif slots and len(self._source.vectors) <= self._row_of(slots - 1):
             raise ValueError(f"the vectors matrix has {len(self._source.vectors)} rows; the index holds row "
                              f"{self._row_of(slots - 1)}")
+        if self.quantized:
+            self._bind(codes=np.zeros((slots, self.dim), dtype=np.int8), scales=np.zeros(slots, dtype=np.float32))
+            kernels.encode(self._source_args, self._codes_args, np.flatnonzero(snapshot.levels >= 0).astype(np.int32))
 
     def _params(self) -> IndexParams:
         return IndexParams(self.dim, self.m, self.ef_construction, self.ef_search, self.seed,
@@ -380,21 +454,46 @@ class HNSWIndex:
             self._reserve_slots(int(slots.max()) + 1)
             if self._own_vectors:
                 self._source.vectors[slots] = vectors
+            if self.quantized:
+                kernels.encode(self._source_args, self._codes_args, slots)
             first_rows = self._upper_rows + np.cumsum(levels) - levels
             self._reserve_upper_rows(self._upper_rows + int(levels.sum()))
             self._graph.upper_start[slots] = first_rows
             self._upper_rows += int(levels.sum())
             self._slots = max(self._slots, int(slots.max()) + 1)
-        scratch = self._take_scratch()
+        threads = self.insert_threads if len(slots) >= PARALLEL_INSERT_MIN else 1
+        scratches = [self._take_scratch() for _ in range(threads)]
         try:
-            for first in range(0, len(slots), INSERT_CHUNK):
-                chunk = slice(first, first + INSERT_CHUNK)
+            step = INSERT_CHUNK * threads
+            for first in range(0, len(slots), step):
+                chunk = slice(first, first + step)
                 with self._rw.write():
-                    kernels.insert_batch(self._source_args, self._graph_args, scratch, nodes=slots[chunk],
-                                         node_levels=levels[chunk], ef_construction=self.ef_construction)
+                    self._insert_chunk(slots[chunk], levels[chunk], scratches)
                     self._n_in_graph += len(slots[chunk])
         finally:
-            self._give_back_scratch(scratch)
+            for scratch in scratches:
+                self._give_back_scratch(scratch)
+
+    def _insert_chunk(self, slots: np.ndarray, levels: np.ndarray, scratches: list) -> None:
+        """Insert one chunk (caller holds the write lock): on this thread, or split over
+        ``len(scratches)`` threads, this one included, which link under the kernels' locks."""
+        arguments = (self._source_args, self._graph_args, self._codes_args, self._locks_args)
+        options = (self.ef_construction, self.quantized)  # inserts walk on the codes too, then rank exactly
+        if len(scratches) == 1 or len(slots) < 2:
+            kernels.insert_batch(*arguments, scratches[0], slots, levels, *options)
+            return
+        if self._insert_pool is None:
+            self._insert_pool = ThreadPoolExecutor(self.insert_threads - 1, thread_name_prefix="hnsw-insert")
+        parts = [(np.ascontiguousarray(slots[t::len(scratches)]), np.ascontiguousarray(levels[t::len(scratches)]))
+                 for t in range(len(scratches))]
+        others = [self._insert_pool.submit(kernels.insert_batch, *arguments, scratch, nodes, node_levels, *options)
+                  for scratch, (nodes, node_levels) in zip(scratches[1:], parts[1:])]
+        try:
+            kernels.insert_batch(*arguments, scratches[0], *parts[0], *options)
+        finally:
+            wait(others)  # never leave the write lock while another thread still links
+        for other in others:
+            other.result()
 
     def _delete_locked(self, ids: np.ndarray) -> int:
         ids = np.unique(ids)
@@ -443,14 +542,22 @@ class HNSWIndex:
 
     # -- searching (caller holds the read lock) --------------------------------------------------
     def _search_graph(self, queries, ef, allowed, out_slots, out_similarities) -> None:
-        scratch = self._take_scratch()
-        try:
-            # positional, as keywords (or a tuple for the outputs) cost time on this path; the kernel
-            # checks the kinds and shapes of what it gets
-            kernels.search_batch(self._source_args, self._graph_args, scratch, queries, ef, allowed, out_slots,
-                                 out_similarities)
-        finally:
-            self._give_back_scratch(scratch)
+        searchers = self._searchers
+        searcher = searchers.pop() if searchers else self._new_searcher()
+        kernels.search_batch(searcher[0], queries, ef, allowed, out_slots, out_similarities)
+        searchers.append(searcher)
+
+    def _new_searcher(self) -> tuple:
+        """A ``kernels.Searcher`` over the arrays bound now (caller holds the read lock) and the
+        compiled single-query entry for it. Searchers are pooled, one per concurrent search; the pool
+        is emptied whenever the arrays are rebound."""
+        slots = max(len(self._graph.levels), 1)
+        scratch = tuple(kernels.Scratch(
+            visited=np.zeros(slots, dtype=np.uint16), visit_state=np.zeros(1, dtype=np.int64),
+            candidates=np.empty(slots + 1, dtype=np.int64)))
+        searcher = kernels.new_searcher(self._source_args, self._graph_args, self._codes_args, self.quantized,
+                                        scratch, self.id_stride, self.id_offset)
+        return searcher, kernels.single_query_entry(searcher, self.dim)
 
     def _search_filtered(self, queries, ef, filter, out_slots, out_similarities) -> None:
         k = out_slots.shape[1]
@@ -505,16 +612,22 @@ class HNSWIndex:
     def _row_of(self, slot: int) -> int:
         return slot * self.id_stride + self.id_offset
 
-    def _bind(self, vectors: np.ndarray | None = None, **graph_arrays: np.ndarray) -> None:
-        """Rebind the vectors and graph arrays: the only place they are assigned. Kernels receive each
-        group as the plain tuple of its fields (``_source_args``, ``_graph_args``), made here from the
-        named tuple: numba types a plain tuple at a call as fast as separate arguments."""
+    def _bind(self, vectors: np.ndarray | None = None, codes: np.ndarray | None = None,
+              scales: np.ndarray | None = None, **graph_arrays: np.ndarray) -> None:
+        """Rebind the vectors, codes and graph arrays: the only place they are assigned. Kernels receive
+        each group as the plain tuple of its fields (``_source_args``, ``_graph_args``,
+        ``_codes_args``), made here from the named tuple: numba types a plain tuple at a call as fast
+        as separate arguments. Searchers made before are left out of the new (empty) pool."""
         if vectors is not None:
             self._source = self._source._replace(vectors=vectors)
+        if codes is not None:
+            self._codes = kernels.Codes(codes=codes, scales=scales)
         if graph_arrays:
             self._graph = self._graph._replace(**graph_arrays)
         self._source_args = tuple(self._source)
         self._graph_args = tuple(self._graph)
+        self._codes_args = tuple(self._codes)
+        self._searchers = []  # searchers over the old arrays are dropped with the old pool
 
     def _draw_levels(self, ids: np.ndarray) -> np.ndarray:
         """hnswlib's level draw, floor(-ln(U) / ln(M)), with U hashed from (seed, id): reproducible
@@ -535,7 +648,12 @@ class HNSWIndex:
             bigger[: len(array)] = array
             return bigger
 
+        codes = self._codes
+        self._locks = self._locks._replace(nodes=np.zeros(capacity, dtype=np.uint8))  # none held: no insert runs
+        self._locks_args = tuple(self._locks)
         self._bind(vectors=grown(self._source.vectors, 0) if self._own_vectors else None,
+                   codes=grown(codes.codes, 0) if self.quantized else None,
+                   scales=grown(codes.scales, 0) if self.quantized else None,
                    links0=grown(graph.links0, 0), upper_start=grown(graph.upper_start, 0),
                    levels=grown(graph.levels, -1), deleted=grown(graph.deleted, 0))
 
@@ -557,8 +675,7 @@ class HNSWIndex:
         if scratch is None or len(scratch[_SCRATCH_VISITED]) < slots:
             scratch = tuple(kernels.Scratch(
                 visited=np.zeros(slots, dtype=np.uint16), visit_state=np.zeros(1, dtype=np.int64),
-                cand_keys=np.empty(slots + 1, dtype=np.float32),
-                cand_values=np.empty(slots + 1, dtype=np.int32)))
+                candidates=np.empty(slots + 1, dtype=np.int64)))
         return scratch
 
     def _give_back_scratch(self, scratch: tuple[np.ndarray, ...]) -> None:
