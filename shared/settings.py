@@ -7,6 +7,7 @@ or comma separated (``MEDIASEARCH_INGEST_ROOTS=/photos,/videos``).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from contextvars import ContextVar
 from functools import cached_property
@@ -104,6 +105,8 @@ class Settings(BaseSettings):
     index_m: int = Field(16, ge=4, le=128)  # HNSW links per node (2*M on layer 0)
     index_ef_construction: int = Field(200, ge=8, le=4096)
     index_ef_search: int = Field(64, ge=1, le=10_000)  # default search breadth; a request's ef overrides
+    # Threads that insert a large batch of new rows together (a rebuild, a big upload): every core by default.
+    index_insert_threads: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1, le=256)
 
     # Ingest
     worker_concurrency: int = Field(2, ge=1, le=256)  # files one ingest worker process handles at once (threads)

@@ -89,7 +89,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     secret = internal_secret(settings)
     shard = Shard(settings.vectors_dir, settings.index_dir, settings.index_shard_id, settings.index_shard_count,
                   m=settings.index_m, ef_construction=settings.index_ef_construction,
-                  ef_search=settings.index_ef_search)
+                  ef_search=settings.index_ef_search, insert_threads=settings.index_insert_threads)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):

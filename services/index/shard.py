@@ -55,12 +55,13 @@ def warm_up_kernels() -> None:
 
 class Shard:
     def __init__(self, vectors_dir: Path, state_dir: Path, shard_id: int = 0, shard_count: int = 1,
-                 m: int = 16, ef_construction: int = 200, ef_search: int = 64):
+                 m: int = 16, ef_construction: int = 200, ef_search: int = 64, insert_threads: int = 1):
         self.vectors_dir = vectors_dir
         self.state_dir = state_dir
         self.shard_id = shard_id
         self.shard_count = shard_count
-        self.graph_params = {"m": m, "ef_construction": ef_construction, "ef_search": ef_search}
+        self.graph_params = {"m": m, "ef_construction": ef_construction, "ef_search": ef_search,
+                             "insert_threads": insert_threads}
         self.reader = LazyReader(vectors_dir)
         self.store: VectorStore | None = None
         self.index: HNSWIndex | None = None

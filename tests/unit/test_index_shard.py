@@ -120,3 +120,18 @@ def test_a_small_graph_with_no_upper_layers_left_is_snapshotted_and_reopened(tmp
     reopened.catch_up()
     rows, _ = reopened.search(data[3], k=8)
     assert rows[0] == 3 and not {1, 7} & set(rows)
+
+
+def test_a_shard_inserting_on_two_threads_finds_every_row_it_was_given(tmp_path, store):
+    data = unit_rows(3000, 16, seed=3)
+    store.append(data, np.arange(3000))
+    shard = Shard(tmp_path / "vectors", tmp_path / "shard0", insert_threads=2)
+    assert shard.catch_up() == 3000 and len(shard) == 3000
+    assert shard.index.insert_threads == 2
+    misses = [row for row in range(0, 3000, 7) if shard.search(data[row], k=1, ef=64)[0] != [row]]
+    assert len(misses) <= 3, misses  # each vector is its own nearest; a graph may lose a rare one
+    shard.close()
+    reopened = Shard(tmp_path / "vectors", tmp_path / "shard0", insert_threads=2)
+    reopened.catch_up()
+    assert len(reopened) == 3000
+    reopened.close()

@@ -308,10 +308,13 @@ class HNSWIndex:
     @classmethod
     def open(cls, path: str | Path, dim: int | None = None, m: int = 16, ef_construction: int = 200,
              seed: int = 0, *, vectors: np.ndarray | None = None, id_stride: int = 1, id_offset: int = 0,
-             ef_search: int = DEFAULT_EF_SEARCH, fsync: bool = True, quantized: bool = True) -> HNSWIndex:
+             ef_search: int = DEFAULT_EF_SEARCH, fsync: bool = True, quantized: bool = True,
+             insert_threads: int = 1) -> HNSWIndex:
         """Durable mode: load the index at ``path`` (snapshot and log) or create it, then log every
         change to ``path + ".log"`` before acknowledging it. The other arguments only shape a new
-        index; ``dim``, if given for an existing one, must match."""
+        index (but ``insert_threads``); ``dim``, if given for an existing one, must match."""
+        if insert_threads < 1:
+            raise ValueError("insert_threads must be >= 1")
         path = Path(path)
         log_path = log_path_for(path)
         if path.exists() or log_path.exists():
@@ -329,6 +332,7 @@ class HNSWIndex:
                         id_offset=id_offset, ef_search=ef_search, quantized=quantized)
             index._log = WriteAheadLog.create(log_path, index._params(), fsync)
         index._snapshot_path = path
+        index.insert_threads = insert_threads
         return index
 
     def close(self) -> None:
