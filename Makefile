@@ -7,7 +7,8 @@ PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 SHARED := $(abspath ../shared)
 
-.PHONY: install system-deps run test test-fast bench bench-index bench-embedder bench-search bench-rescan load compose-smoke \
+.PHONY: install system-deps run test test-fast bench bench-index bench-embedder bench-search bench-ingest bench-rescan load \
+	compose-smoke \
 	lint clean
 
 # System packages the tests use (a real Redis server, headless Chromium, ffmpeg); needs root and apt.
@@ -46,7 +47,7 @@ test: $(INSTALLED)
 test-fast: $(INSTALLED)
 	$(PY) -m pytest -q -p no:schemathesis -n 2 tests/unit tests/service
 
-bench: bench-index bench-embedder bench-search
+bench: bench-index bench-embedder bench-search bench-ingest
 
 # Fashion-MNIST for the index benchmark comes from Debian's dataset-fashion-mnist package.
 bench-index: $(INSTALLED)
@@ -58,6 +59,11 @@ bench-embedder: $(INSTALLED)
 
 bench-search: $(INSTALLED)
 	$(PY) bench/bench_search.py
+
+# The photos of imagenet-sample uploaded through the gateway until the job is done, against the raw model's
+# batch-16/32 images/s in the same run; bench/results/ingest.md.
+bench-ingest: $(INSTALLED)
+	$(PY) bench/bench_ingest.py --model $(SHARED)/models/clip-vit-base-patch32
 
 # A library rescan of an unchanged tree of 100,000 generated files (stats only); bench/results/rescan.md.
 bench-rescan: $(INSTALLED)

@@ -106,7 +106,10 @@ class Settings(BaseSettings):
     index_ef_search: int = Field(64, ge=1, le=10_000)  # default search breadth; a request's ef overrides
 
     # Ingest
-    worker_concurrency: int = Field(2, ge=1, le=256)  # files one ingest worker process handles at once (threads)
+    # Files one ingest worker process handles at once (threads). Each file sends its frames to the embedder and
+    # waits; the embedder batches what is waiting into one forward pass, so a batch is full only while at
+    # least embed_max_batch frames wait: twice that keeps one batch collecting while the other runs.
+    worker_concurrency: int = Field(64, ge=1, le=256)
     ingest_roots: Annotated[list[Path], NoDecode] = []
     max_upload_bytes: int = 2 * 1024**3  # one request
     max_file_bytes: int = 1024**3  # one file inside it
