@@ -24,6 +24,7 @@ from services.ingest_worker.pipeline import (
     DiskFull,
     IngestContext,
     TransientFault,
+    WorkerClients,
     give_up,
     ingest_item,
     retry_delay,
@@ -43,6 +44,8 @@ settings = Settings()
 app = make_celery(settings)
 _per_thread = threading.local()
 _liveness: dict[str, Heartbeat | Reaper] = {}  # this worker process's, once it is set up
+_shared: dict[str, WorkerClients] = {}
+_clients_lock = threading.Lock()
 
 
 @setup_logging.connect
@@ -95,14 +98,23 @@ def hold_received_item(request=None, **_) -> None:
 
 
 def _context() -> IngestContext:
-    """This thread's context (worker pools may run tasks on several threads; a SQLite connection is per thread)."""
+    """This thread's context (worker pools may run tasks on several threads; a SQLite connection is per thread,
+    the HTTP clients are the process's)."""
     context = getattr(_per_thread, "context", None)
     if context is None:
         heartbeat = _liveness.get("heartbeat")
         context = _per_thread.context = IngestContext.open(
             settings, worker_id=heartbeat.worker_id if heartbeat else None,
-            alive=heartbeat.alive if heartbeat else None)
+            alive=heartbeat.alive if heartbeat else None, clients=_clients())
     return context
+
+
+def _clients() -> WorkerClients:
+    """The HTTP clients every thread of this process shares, made by the first that needs them."""
+    with _clients_lock:
+        if "clients" not in _shared:
+            _shared["clients"] = WorkerClients.open(settings, threads=settings.worker_concurrency)
+        return _shared["clients"]
 
 
 @app.task(name=INGEST_ITEM_TASK, bind=True, max_retries=None)  # ingest_max_retries: counted below
