@@ -1,11 +1,13 @@
 """The Celery shell of the ingest worker: one task per job item, over the plain ``pipeline.ingest_item``, and
 the scans of libraries (``shared/libraries/scan.py``), which queue the items of the files they find.
 
-    celery -A services.ingest_worker.celery_app worker --pool threads --concurrency 2
+    celery -A services.ingest_worker.celery_app worker --pool threads --concurrency 64
 
 Threads run the tasks (the files in hand wait mostly on the embedder); each file's decoding runs in a
 child process of its own (isolation.py), so a crash or an OOM kill costs that file's attempt, not the
-worker. At start the worker repairs the vectors store (reconcile), starts its heartbeat and its reaper
+worker. Each file sends its own frames (so a bad one fails alone) and the embedder batches the frames of
+the files waiting at once into one forward pass: worker_concurrency files in flight (twice the embedder's
+batch by default) keep its batches full. The threads share the process's HTTP clients (WorkerClients). At start the worker repairs the vectors store (reconcile), starts its heartbeat and its reaper
 (liveness.py), and re-queues what an earlier process of its nodename held when it died.
 """
 
