@@ -1,7 +1,8 @@
 """Ingest batched across files: a job's photos in flight at once, their frames meeting in the embedder's
 forward passes. The stack's embedder collects for up to a second (8 frames a pass), so the files of one
 upload reliably share passes; what is checked is that batching loses nothing and mixes nothing up, and
-that a bad file still fails alone."""
+that a bad file still fails alone. The worker decodes one file at a time (one decode slot): a file holds
+its slot only while it decodes, not while its frames wait for the embedder, or no pass would be shared."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ PHOTO_COUNT = 12
 def stack(tmp_path_factory, tiny_clip_dir):
     with running_stack(tmp_path_factory.mktemp("batching-stack"), tiny_clip_dir, "batching",
                        MEDIASEARCH_EMBED_MAX_BATCH="8", MEDIASEARCH_EMBED_MAX_WAIT_MS="1000",
-                       MEDIASEARCH_WORKER_CONCURRENCY="16") as running:
+                       MEDIASEARCH_WORKER_CONCURRENCY="16", MEDIASEARCH_WORKER_DECODE_SLOTS="1") as running:
         yield running
 
 
