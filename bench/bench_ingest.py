@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import shutil
 import sys
 import tempfile
 import time
@@ -116,7 +117,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-ingest-") as tmp:
         env = stack_env(Path(tmp) / "data", Path(args.model), MEDIASEARCH_TORCH_THREADS="0",
                         MEDIASEARCH_RATE_LIMIT_UPLOAD_PER_MIN="0", **overrides)
-        stack = Stack(env=env, log_dir=Path(tmp) / "logs")
+        logs = REPO / "test-output" / "bench-ingest-logs"  # kept after the run (the data dir is not)
+        shutil.rmtree(logs, ignore_errors=True)
+        stack = Stack(env=env, log_dir=logs)
         try:
             stack.start(timeout=600)
             s = stack.settings
@@ -198,6 +201,8 @@ def main() -> None:
         "such as the worker's decoders): "
         + ", ".join(f"{name} {value:.1f}" for name, value in cpu.items() if value >= 0.05) + ".",
     ]
+    if job["errors"]:
+        table += ["", "Failed files: " + "; ".join(f"{error['file']}: {error['reason']}" for error in job["errors"])]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(table) + "\n")
     print("\n".join(table))
