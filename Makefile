@@ -8,7 +8,7 @@ INSTALLED := $(VENV)/.installed
 SHARED := $(abspath ../shared)
 
 .PHONY: install system-deps run test test-fast load compose-smoke lint clean
-.PHONY: bench bench-index bench-scale bench-embedder bench-search bench-rescan bench-duplicates bench-video
+.PHONY: bench bench-index bench-scale bench-embedder bench-search bench-ingest bench-rescan bench-duplicates bench-video
 
 # System packages the tests use (a real Redis server, headless Chromium, ffmpeg); needs root and apt.
 system-deps:
@@ -46,7 +46,7 @@ test: $(INSTALLED)
 test-fast: $(INSTALLED)
 	$(PY) -m pytest -q -p no:schemathesis -n 2 tests/unit tests/service
 
-bench: bench-index bench-embedder bench-search
+bench: bench-index bench-embedder bench-search bench-ingest
 
 # Our HNSW against hnswlib, one query per call and batched (clip-2k, clip-20k, clip-100k); bench/results/index.md.
 # Sizes and more datasets through BENCH_INDEX_ARGS, e.g. "--clip-100k-n 30000" or "--datasets sift,fashion-mnist"
@@ -66,6 +66,11 @@ bench-embedder: $(INSTALLED)
 
 bench-search: $(INSTALLED)
 	$(PY) bench/bench_search.py
+
+# The photos of imagenet-sample uploaded through the gateway until the job is done, against the raw model's
+# batch-16/32 images/s in the same run; bench/results/ingest.md.
+bench-ingest: $(INSTALLED)
+	$(PY) bench/bench_ingest.py --model $(SHARED)/models/clip-vit-base-patch32
 
 # A library rescan of an unchanged tree of 100,000 generated files (stats only); bench/results/rescan.md.
 bench-rescan: $(INSTALLED)

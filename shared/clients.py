@@ -132,11 +132,16 @@ def _query_vector(reply: httpx.Response) -> np.ndarray:
 
 # -- the embedder ----------------------------------------------------------------------------------------
 class EmbedderClient:
+    """Thread-safe: the threads of an ingest worker share one, with ``connections`` kept open (one per thread
+    that may call at once; httpx's default keeps 20 and reconnects the others every time)."""
+
     service = "embedder"
 
-    def __init__(self, base_url: str, timeout: float = 120, secret: str | None = None):
+    def __init__(self, base_url: str, timeout: float = 120, secret: str | None = None, connections: int | None = None):
         self.base_url = base_url.rstrip("/")
-        self.http = httpx.Client(timeout=timeout)
+        limits = httpx.Limits() if connections is None else httpx.Limits(max_connections=connections,
+                                                                         max_keepalive_connections=connections)
+        self.http = httpx.Client(timeout=timeout, limits=limits)
         self.credentials = _Credentials(secret)
 
     def _post(self, path: str, **kwargs) -> httpx.Response:

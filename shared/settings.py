@@ -109,7 +109,13 @@ class Settings(BaseSettings):
     index_insert_threads: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1, le=256)
 
     # Ingest
-    worker_concurrency: int = Field(2, ge=1, le=256)  # files one ingest worker process handles at once (threads)
+    # Files one ingest worker process handles at once (threads). Each file sends its frames to the embedder and
+    # waits; the embedder batches what is waiting into one forward pass, so a batch is full only while at
+    # least embed_max_batch frames wait: twice that keeps one batch collecting while the other runs.
+    worker_concurrency: int = Field(64, ge=1, le=256)
+    # Files one worker process decodes at once (their decoding children; a video's can hold hundreds of MB);
+    # the other files in flight wait for a slot. 0: one per CPU core this process may run on.
+    worker_decode_slots: int = Field(0, ge=0, le=256)
     ingest_roots: Annotated[list[Path], NoDecode] = []
     max_upload_bytes: int = 2 * 1024**3  # one request
     max_file_bytes: int = 1024**3  # one file inside it

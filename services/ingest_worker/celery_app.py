@@ -1,11 +1,14 @@
 """The Celery shell of the ingest worker: one task per job item, over the plain ``pipeline.ingest_item``, and
 the scans of libraries (``shared/libraries/scan.py``), which queue the items of the files they find.
 
-    celery -A services.ingest_worker.celery_app worker --pool threads --concurrency 2
+    celery -A services.ingest_worker.celery_app worker --pool threads --concurrency 64
 
 Threads run the tasks (the files in hand wait mostly on the embedder); each file's decoding runs in a
 child process of its own (isolation.py), so a crash or an OOM kill costs that file's attempt, not the
-worker. At start the worker repairs the vectors store (reconcile), starts its heartbeat and its reaper
+worker. Each file sends its own frames (so a bad one fails alone) and the embedder batches the frames of
+the files waiting at once into one forward pass: worker_concurrency files in flight (twice the embedder's
+batch by default) keep its batches full. The threads share the process's HTTP clients, and worker_decode_slots (one per core by default) bound
+how many of the files in flight decode at once (WorkerResources). At start the worker repairs the vectors store (reconcile), starts its heartbeat and its reaper
 (liveness.py), and re-queues what an earlier process of its nodename held when it died.
 """
 
@@ -24,6 +27,7 @@ from services.ingest_worker.pipeline import (
     DiskFull,
     IngestContext,
     TransientFault,
+    WorkerResources,
     give_up,
     ingest_item,
     retry_delay,
@@ -43,6 +47,8 @@ settings = Settings()
 app = make_celery(settings)
 _per_thread = threading.local()
 _liveness: dict[str, Heartbeat | Reaper] = {}  # this worker process's, once it is set up
+_shared: dict[str, WorkerResources] = {}
+_shared_lock = threading.Lock()
 
 
 @setup_logging.connect
@@ -95,14 +101,23 @@ def hold_received_item(request=None, **_) -> None:
 
 
 def _context() -> IngestContext:
-    """This thread's context (worker pools may run tasks on several threads; a SQLite connection is per thread)."""
+    """This thread's context (worker pools may run tasks on several threads; a SQLite connection is per thread,
+    the HTTP clients are the process's)."""
     context = getattr(_per_thread, "context", None)
     if context is None:
         heartbeat = _liveness.get("heartbeat")
         context = _per_thread.context = IngestContext.open(
             settings, worker_id=heartbeat.worker_id if heartbeat else None,
-            alive=heartbeat.alive if heartbeat else None)
+            alive=heartbeat.alive if heartbeat else None, shared=_shared_resources())
     return context
+
+
+def _shared_resources() -> WorkerResources:
+    """What every thread of this process shares (HTTP clients, decoding slots), made by the first that needs it."""
+    with _shared_lock:
+        if "resources" not in _shared:
+            _shared["resources"] = WorkerResources.open(settings, threads=settings.worker_concurrency)
+        return _shared["resources"]
 
 
 @app.task(name=INGEST_ITEM_TASK, bind=True, max_retries=None)  # ingest_max_retries: counted below

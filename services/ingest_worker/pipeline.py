@@ -40,6 +40,7 @@ import os
 import random
 import socket
 import sqlite3
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -93,6 +94,32 @@ def _direct_worker_id() -> str:
 
 
 @dataclass
+class WorkerResources:
+    """What the threads of one worker process share: the HTTP clients of the embedder and the index shards
+    (httpx clients are thread-safe; making one costs tens of milliseconds of CPU, as it loads the system's
+    CA certificates), and the slots of the files decoded at once. Many files are in flight so that the
+    embedder's batches fill (worker_concurrency); decoding more of them at once than there are cores would
+    only add memory (a video's decoder can hold hundreds of MB)."""
+
+    embedder: EmbedderClient
+    index_http: httpx.Client  # the connection the index shards are asked over (how far they have caught up)
+    decode_slots: threading.BoundedSemaphore
+
+    @classmethod
+    def open(cls, settings: Settings, threads: int = 1) -> WorkerResources:
+        """Resources for ``threads`` threads working at once."""
+        slots = settings.worker_decode_slots or len(os.sched_getaffinity(0))
+        return cls(EmbedderClient(settings.embedder_url, connections=threads),
+                   httpx.Client(timeout=2, limits=httpx.Limits(max_connections=threads,
+                                                               max_keepalive_connections=threads)),
+                   threading.BoundedSemaphore(slots))
+
+    def close(self) -> None:
+        self.embedder.close()
+        self.index_http.close()
+
+
+@dataclass
 class IngestContext:
     """What processing an item needs; one per worker thread (a SQLite connection is not shared)."""
 
@@ -107,15 +134,21 @@ class IngestContext:
     # left running is taken over.
     worker_id: str = field(default_factory=_direct_worker_id)
     alive: Callable[[str], bool] | None = None
+    owns_clients: bool = True  # close() closes the embedder and index clients (not when a worker shares them)
+    # How many files of this process decode at once (WorkerResources); by default this context's alone.
+    decode_slots: threading.BoundedSemaphore = field(default_factory=lambda: threading.BoundedSemaphore(1))
 
     def __post_init__(self) -> None:
         self.index = IndexShards(self.settings.index_urls, http=self.index_http)
 
     @classmethod
-    def open(cls, settings: Settings, worker_id: str | None = None,
-             alive: Callable[[str], bool] | None = None) -> IngestContext:
+    def open(cls, settings: Settings, worker_id: str | None = None, alive: Callable[[str], bool] | None = None,
+             shared: WorkerResources | None = None) -> IngestContext:
+        """A context of its own, or one of the threads of a worker sharing ``shared`` (left open by close)."""
+        resources = shared or WorkerResources.open(settings)
         context = cls(settings, catalog.connect(settings.catalog_path), MediaStore(settings.data_path),
-                      EmbedderClient(settings.embedder_url), httpx.Client(timeout=2), alive=alive)
+                      resources.embedder, resources.index_http, alive=alive, owns_clients=shared is None,
+                      decode_slots=resources.decode_slots)
         if worker_id is not None:
             context.worker_id = worker_id
         return context
@@ -124,8 +157,9 @@ class IngestContext:
         return worker == self.worker_id or (self.alive is not None and self.alive(worker))
 
     def close(self) -> None:
-        self.embedder.close()
-        self.index_http.close()
+        if self.owns_clients:
+            self.embedder.close()
+            self.index_http.close()
         self.conn.close()
 
 
@@ -331,17 +365,18 @@ def _create_media(item: sqlite3.Row, source: OpenedFile, media_type: MediaType, 
     # room for the copied original (an upload is linked, a library file not copied) and its frames, over the reserve
     ensure_room(settings.data_path, 0 if _is_upload(item) or not path else size, settings.disk_reserve_bytes,
                 repr(item["file"]))
-    try:
-        staged: StagedMedia = run_isolated(staging.stage, (Descriptor(source.fd), media_type, sha256, settings),
-                                           lambda duration: staging.time_limit(settings, size, duration))
-    except ChildDied:
-        staging.discard_partial(ctx.store, sha256)
-        raise
-    except OSError as exc:
-        if is_disk_full(exc):
+    with ctx.decode_slots:  # the file's decoders (its frames, a video's browser copy) run while it holds a slot
+        try:
+            staged: StagedMedia = run_isolated(staging.stage, (Descriptor(source.fd), media_type, sha256, settings),
+                                               lambda duration: staging.time_limit(settings, size, duration))
+        except ChildDied:
             staging.discard_partial(ctx.store, sha256)
-        raise
-    preview_path = _stage_preview(item, source, media_type, sha256, ctx)  # a copy browsers play, if they need one
+            raise
+        except OSError as exc:
+            if is_disk_full(exc):
+                staging.discard_partial(ctx.store, sha256)
+            raise
+        preview_path = _stage_preview(item, source, media_type, sha256, ctx)  # a copy browsers play, if needed
     capture = metadata.read_isolated(source, media_type.kind, settings)  # when, where, with what it was taken
     sync_filesystem(ctx.store.root)  # the frames and thumbnails outlive a power cut before rows name them
     conn = ctx.conn

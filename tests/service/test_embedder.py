@@ -262,6 +262,47 @@ def test_concurrent_requests_share_one_forward_pass(embedder):
     assert added("mediasearch_embedder_inference_seconds_count") == passes
 
 
+def test_a_bad_frame_fails_its_own_request_not_the_pass_it_shares(embedder, tiny_clip_dir):
+    """As the ingest workers send them: one request per file, many at once, batched into shared passes. A
+    frame that cannot be read fails its own request (422); every other frame is stored once, under its own
+    owner, with its own vector (none lost, none swapped within a batch)."""
+    names = PHOTO_NAMES[:7]
+    paths = put_frames(embedder.data_dir, names)
+    corrupt = "media/frames/te/corrupt-in-a-batch.jpg"
+    (embedder.data_dir / corrupt).write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    requests = [(300 + number, path) for number, path in enumerate(paths)]
+    requests.insert(3, (399, corrupt))
+    before = embedder.metrics()
+
+    def send(item: tuple[int, str]) -> list[int] | UpstreamError:
+        try:
+            return embedder.client.embed_frames([item])
+        except UpstreamError as exc:
+            return exc
+
+    with ThreadPoolExecutor(len(requests)) as pool:
+        replies = list(pool.map(send, requests))
+    after = embedder.metrics()
+    refused = replies.pop(3)
+    assert isinstance(refused, UpstreamError) and refused.status == 422 and corrupt in refused.detail
+    assert all(isinstance(reply, list) and len(reply) == 1 for reply in replies), replies
+    rows = [reply[0] for reply in replies]
+    vectors, owners = stored_rows(embedder.data_dir, rows)
+    assert owners.tolist() == list(range(300, 300 + len(names)))
+    model = ClipEmbedder(str(tiny_clip_dir), random_weights=True, threads=1)  # the same weights, in this process
+    expected = model.embed_pixels(np.stack([model.preprocess((embedder.data_dir / path).read_bytes())
+                                            for path in paths]))
+    similarity = vectors @ expected.T
+    assert similarity.argmax(axis=1).tolist() == list(range(len(names)))
+    np.testing.assert_allclose(np.diag(similarity), 1, atol=1e-4)
+
+    def added(name: str) -> float:
+        return after.value(name, kind="image") - before.value(name, kind="image")
+
+    assert added("mediasearch_embedder_batch_size_sum") == len(names)  # the corrupt frame never reached the model
+    assert added("mediasearch_embedder_batch_size_count") < len(names)  # and the others shared passes
+
+
 def test_metrics_are_prometheus_text_with_batch_and_inference_histograms(embedder):
     embedder.client.embed_frames([(8, put_frames(embedder.data_dir, PHOTO_NAMES[:1])[0])])
     reply = embedder.http.get("/metrics")
