@@ -134,7 +134,7 @@ def fit(image: Image.Image, max_side: int) -> Image.Image:
 
 def encode_jpeg(image: Image.Image, quality: int) -> bytes:
     buffer = io.BytesIO()
-    image.save(buffer, "JPEG", quality=quality, optimize=True)
+    image.save(buffer, "JPEG", quality=quality)  # optimize=True: 5% smaller, 2.5x the time
     return buffer.getvalue()
 
 

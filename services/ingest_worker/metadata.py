@@ -134,6 +134,11 @@ def read_isolated(source: OpenedFile, kind: str, settings: Settings) -> Capture:
 
 
 def _read_in_child(source: Descriptor, kind: str, on_duration=None) -> Capture:  # run_isolated passes on_duration
+    return read_descriptor(source, kind)
+
+
+def read_descriptor(source: Descriptor, kind: str) -> Capture:
+    """read_capture of a file handed to a child process (by descriptor)."""
     return read_capture(OpenedFile(source.fd, "", os.fstat(source.fd).st_size), kind)
 
 

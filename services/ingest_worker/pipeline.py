@@ -365,10 +365,14 @@ def _create_media(item: sqlite3.Row, source: OpenedFile, media_type: MediaType, 
     # room for the copied original (an upload is linked, a library file not copied) and its frames, over the reserve
     ensure_room(settings.data_path, 0 if _is_upload(item) or not path else size, settings.disk_reserve_bytes,
                 repr(item["file"]))
+    # A first attempt reads the capture metadata in the decoding child; after an attempt died, a child of its
+    # own reads it, so that metadata which kills its reader costs only itself (the file time stands in).
+    metadata_too = item["attempts"] <= 1
     with ctx.decode_slots:  # the file's decoders (its frames, a video's browser copy) run while it holds a slot
         try:
-            staged: StagedMedia = run_isolated(staging.stage, (Descriptor(source.fd), media_type, sha256, settings),
-                                               lambda duration: staging.time_limit(settings, size, duration))
+            staged: StagedMedia = run_isolated(
+                staging.stage, (Descriptor(source.fd), media_type, sha256, settings, metadata_too),
+                lambda duration: staging.time_limit(settings, size, duration))
         except ChildDied:
             staging.discard_partial(ctx.store, sha256)
             raise
@@ -377,7 +381,7 @@ def _create_media(item: sqlite3.Row, source: OpenedFile, media_type: MediaType, 
                 staging.discard_partial(ctx.store, sha256)
             raise
         preview_path = _stage_preview(item, source, media_type, sha256, ctx)  # a copy browsers play, if needed
-    capture = metadata.read_isolated(source, media_type.kind, settings)  # when, where, with what it was taken
+    capture = staged.capture or metadata.read_isolated(source, media_type.kind, settings)  # when, where, with what
     sync_filesystem(ctx.store.root)  # the frames and thumbnails outlive a power cut before rows name them
     conn = ctx.conn
     with catalog.transaction(conn):

@@ -16,9 +16,10 @@ from pathlib import Path
 
 from PIL import Image
 
-from services.ingest_worker import plugins
+from services.ingest_worker import metadata, plugins
 from services.ingest_worker.images import DecodedImage, decode_image, encode_jpeg, fit, perceptual_hash
 from services.ingest_worker.isolation import Descriptor
+from services.ingest_worker.metadata import Capture
 from services.ingest_worker.sniff import BadInput, MediaType
 from services.ingest_worker.video import SamplingPolicy, sample_video
 from shared.media_store import MediaStore
@@ -43,6 +44,7 @@ class StagedMedia:
     fps: float | None = None
     phash: str | None = None
     frames: list[StagedFrame] = field(default_factory=list)
+    capture: Capture | None = None  # when asked for: when, where and with what it was taken
 
 
 def sampling_policy(settings: Settings) -> SamplingPolicy:
@@ -58,23 +60,26 @@ def time_limit(settings: Settings, size: int, duration: float | None = None) -> 
     return min(limit, settings.ingest_time_limit_max_s)
 
 
-def stage(source: Descriptor, media_type: MediaType, sha256: str, settings: Settings,
+def stage(source: Descriptor, media_type: MediaType, sha256: str, settings: Settings, read_metadata: bool = False,
           on_duration: Callable[[float], None] | None = None) -> StagedMedia:
-    """Decode the open file ``source`` and write its frames and thumbnails; ``on_duration`` hears a video's
-    length as soon as its container tells it (the time limit grows with it). Raises BadInput for unusable
-    files. Decoders read it by its descriptor path (/proc/self/fd/N), never by its name."""
+    """Decode the open file ``source`` and write its frames and thumbnails (with ``read_metadata``, read its
+    capture metadata too: one child process instead of two); ``on_duration`` hears a video's length as soon
+    as its container tells it (the time limit grows with it). Raises BadInput for unusable files. Decoders
+    read it by its descriptor path (/proc/self/fd/N), never by its name."""
     store = MediaStore(settings.data_path)
     path = Path(descriptor_path(source.fd))
+    capture = metadata.read_descriptor(source, media_type.kind) if read_metadata else None
     if media_type.kind == "image":
         decoded = _decode_image(path, media_type, settings)
         return StagedMedia(decoded.width, decoded.height, phash=perceptual_hash(decoded.frame),
-                           frames=[_store_frame(decoded.frame, sha256, 0, None, store, settings)])
+                           frames=[_store_frame(decoded.frame, sha256, 0, None, store, settings)], capture=capture)
     frames: list[StagedFrame] = []
     info = sample_video(path, sampling_policy(settings),
                         lambda image, timestamp: frames.append(
                             _store_frame(image, sha256, len(frames), timestamp, store, settings)),
                         on_duration=on_duration)
-    return StagedMedia(info.width, info.height, duration=info.duration, fps=info.fps, frames=frames)
+    return StagedMedia(info.width, info.height, duration=info.duration, fps=info.fps, frames=frames,
+                       capture=capture)
 
 
 def _decode_image(source: Path, media_type: MediaType, settings: Settings) -> DecodedImage:

@@ -272,3 +272,19 @@ def test_the_worker_reads_in_a_child_and_a_child_that_fails_costs_only_the_metad
         assert read_isolated(source, "image", settings) == read_capture(source, "image")
         monkeypatch.setattr("services.ingest_worker.metadata.READ_TIME_LIMIT_S", 0.0)  # killed at once
         assert read_isolated(source, "image", settings) == FILE_CAPTURE
+
+
+def test_the_decoding_child_can_read_the_metadata_too_and_reads_the_same(tmp_path):
+    from services.ingest_worker import staging
+    from services.ingest_worker.isolation import Descriptor, run_isolated
+    from services.ingest_worker.sniff import sniff
+
+    path = photo(tmp_path / "a.jpg", exif({MAKE: "Canon", MODEL: "Canon EOS R5"}, {ORIGINAL: "2024:03:10 15:22:05"}))
+    settings = Settings(data_dir=tmp_path / "data")
+    with open_beneath(path, [tmp_path]) as source:
+        media_type = sniff(source.read_at(0, 4096))
+        args = (Descriptor(source.fd), media_type, "ab" * 32, settings)
+        together = run_isolated(staging.stage, (*args, True), lambda _duration: 60)
+        alone = run_isolated(staging.stage, args, lambda _duration: 60)
+        assert together.capture == read_capture(source, "image") and together.capture.camera == "Canon EOS R5"
+        assert alone.capture is None and alone.frames == together.frames
