@@ -2,8 +2,8 @@
 
 Requests put single items (a preprocessed image or a text) on a queue and wait on a future. One
 dedicated inference thread takes the first waiting item, keeps collecting until it has ``max_batch``
-items or ``max_wait_s`` has passed (whatever is already queued is always taken, up to ``max_batch``),
-then runs one forward pass per kind and resolves the futures. The event loop never runs the model.
+items or ``max_wait_s`` has passed (whatever is already queued is always taken, up to ``max_batch``; a
+batch that starts with a text does not wait), then runs one forward pass per kind and resolves the futures. The event loop never runs the model.
 Each forward pass is reported to ``observe(kind, items, seconds)`` (the embedder's metrics).
 """
 
@@ -62,7 +62,8 @@ class DynamicBatcher:
     def _collect(self, first: _Item) -> tuple[list[_Item], bool]:
         """The batch that starts with ``first``; the flag says the queue asked us to stop."""
         batch = [first]
-        deadline = time.monotonic() + self.max_wait_s
+        # A text is someone waiting on a search: it takes what is queued now and never waits for company.
+        deadline = time.monotonic() + (0.0 if first.kind == "text" else self.max_wait_s)
         while len(batch) < self.max_batch:
             remaining = deadline - time.monotonic()
             try:

@@ -392,3 +392,22 @@ def test_missing_weights_gives_503_with_one_clear_line(embedders):
     service.stop()
     log = service.log_path.read_text()
     assert detail in log and "Traceback" not in log
+
+
+def test_a_text_alone_does_not_wait_for_company_but_images_collect(tiny_clip_dir):
+    """A search's text goes through at once even with a long collection window; images queued together
+    still share a pass."""
+    from services.embedder.batching import DynamicBatcher
+
+    model = ClipEmbedder(str(tiny_clip_dir), random_weights=True, threads=1)
+    passes: list[tuple[str, int]] = []
+    batcher = DynamicBatcher(model, max_batch=4, max_wait_s=600, observe=lambda kind, n, _s: passes.append((kind, n)))
+    try:
+        vector = batcher.submit("text", "a dog on a beach").result(timeout=60)  # not the 600 s window
+        assert vector.shape == (model.dim,) and passes == [("text", 1)]
+        pixels = np.zeros((3, model.preprocess.crop, model.preprocess.crop), dtype=np.float32)
+        images = [batcher.submit("image", pixels) for _ in range(4)]  # a full batch does not wait either
+        assert all(future.result(timeout=60).shape == (model.dim,) for future in images)
+        assert passes[1:] == [("image", 4)]
+    finally:
+        batcher.close()
