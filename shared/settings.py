@@ -150,7 +150,7 @@ class Settings(BaseSettings):
     # A file whose processing dies this many times (its decoder crashes, is killed, e.g. by the OOM killer,
     # or runs past its time limit; or its whole worker dies) fails with a reason instead of coming back.
     ingest_max_attempts: int = Field(3, ge=1)
-    # Each file is decoded in a child process of its own, killed at a hard time limit of: base + per MB of
+    # Each file is decoded in a decoder process (one file at a time), killed at a hard time limit of: base + per MB of
     # the file + per second of video (as its container declares it), at most max.
     ingest_time_limit_base_s: float = Field(60.0, gt=0)
     ingest_time_limit_per_mb_s: float = Field(2.0, ge=0)

@@ -62,3 +62,22 @@ def sleep_with_a_child(pid_file: str, declared_duration: float | None, *, on_dur
     if declared_duration is not None:
         on_duration(declared_duration)
     time.sleep(60)
+
+
+def own_pid(*, on_duration):
+    return os.getpid()
+
+
+def open_descriptors(descriptor, *, on_duration):
+    """How many descriptors the decoder holds while it has ``descriptor`` (a file handed to it)."""
+    return len(os.listdir("/proc/self/fd"))
+
+
+def meet_then_pid(directory: str, count: int, *, on_duration):
+    """Says it is here, and waits (30 s at most) until ``count`` decoders are: only decoders that run at
+    the same time can all meet."""
+    Path(directory, str(os.getpid())).touch()
+    deadline = time.monotonic() + 30
+    while len(os.listdir(directory)) < count and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return os.getpid()

@@ -4,7 +4,7 @@ the scans of libraries (``shared/libraries/scan.py``), which queue the items of 
     celery -A services.ingest_worker.celery_app worker --pool threads --concurrency 64
 
 Threads run the tasks (the files in hand wait mostly on the embedder); each file's decoding runs in a
-child process of its own (isolation.py), so a crash or an OOM kill costs that file's attempt, not the
+decoder process (isolation.py's pool, one file at a time each), so a crash or an OOM kill costs that file's attempt, not the
 worker. Each file sends its own frames (so a bad one fails alone) and the embedder batches the frames of
 the files waiting at once into one forward pass: worker_concurrency files in flight (twice the embedder's
 batch by default) keep its batches full. The threads share the process's HTTP clients, and worker_decode_slots (one per core by default) bound

@@ -1,12 +1,16 @@
-"""One child process per file for the part of ingesting that runs foreign native code (staging.py: the
-decoders), with a hard time limit.
+"""Decoding in child processes, one file at a time each, for the part of ingesting that runs foreign
+native code (staging.py: the decoders), with a hard time limit.
 
 A decoder that crashes (SIGSEGV), is killed (the kernel's OOM killer sends SIGKILL) or runs past the
 file's time limit costs that one attempt of that one file: the worker, its other files in flight, its
 catalog connection and its heartbeat live in the parent. The caller counts the attempt (pipeline.py).
 
-Children are forked by multiprocessing's fork server, a single-threaded process that has imported the
-decoders once (so a child costs milliseconds, not an interpreter start). A child is its own process
+The children are a pool of long-lived decoder processes (a prefork pool): each takes one file, answers,
+and waits for the next, so a file does not pay for a process's start and exit (about 10 ms of CPU a
+photo). A decoder that died, answered that it is stopping, or was killed at a time limit is replaced by a
+new one; each is retired after ``MAX_FILES_PER_DECODER`` files or once it has grown past
+``RETIRE_RSS_BYTES``, so leaks in native code stay bounded. Decoders are forked by multiprocessing's fork
+server, a single-threaded process that has imported the decoders once. A decoder is its own process
 group (ffmpeg, which it may run, is killed with it) and dies with the fork server, which dies with the
 worker: nothing decodes on after its worker is gone.
 """
@@ -18,7 +22,9 @@ import multiprocessing
 import multiprocessing.forkserver
 import multiprocessing.reduction
 import os
+import resource
 import signal
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -30,13 +36,16 @@ _MP.set_forkserver_preload(["services.ingest_worker.isolation", "services.ingest
                             "services.ingest_worker.metadata", "scipy.fftpack",
                             *(f"PIL.{name}ImagePlugin" for name in ("Jpeg", "Png", "Gif", "WebP", "Bmp", "Tiff", "Ppm"))])
 _PR_SET_PDEATHSIG = 1
+MAX_FILES_PER_DECODER = 500
+RETIRE_RSS_BYTES = 1024**3  # a decoder that grew past this (a huge image or video) is replaced after its file
+MAX_IDLE_DECODERS = 2 * (os.cpu_count() or 1)
 _CRASH_SIGNALS = (signal.SIGSEGV, signal.SIGBUS, signal.SIGILL, signal.SIGFPE, signal.SIGABRT)
 
 
 class Descriptor:
     """An open file handed to the child: it crosses as a duplicate descriptor that the fork server passes
     on (SCM_RIGHTS), so the child reads the very file the worker opened and checked, never its path again.
-    The child may keep it open: it ends with the child."""
+    The decoder closes it when the file is done."""
 
     def __init__(self, fd: int):
         self.fd = fd
@@ -60,44 +69,95 @@ def start() -> None:
 
 
 def run_isolated(function: Callable[..., Any], args: tuple, time_limit: Callable[[float | None], float]) -> Any:
-    """``function(*args, on_duration=...)`` in a child process of its own; returns what it returns and
-    raises what it raises (exceptions cross the process boundary by pickle).
+    """``function(*args, on_duration=...)`` in a decoder process; returns what it returns and raises what it
+    raises (exceptions cross the process boundary by pickle).
 
     ``time_limit(None)`` is the hard limit in seconds from the start; once the child reports a video's
     duration through ``on_duration``, the limit becomes ``time_limit(duration)``. Raises ChildDied when the
-    child dies without an answer, runs out of memory, or is still running at the limit (it is then killed).
+    decoder dies without an answer, runs out of memory, or is still running at the limit (it is then killed).
     """
-    reader, writer = _MP.Pipe(duplex=False)
-    child = _MP.Process(target=_child_main, args=(writer, function, args), name="mediasearch-decode", daemon=True)
+    decoder = _POOL.take()
+    reusable = False
     started = time.monotonic()
-    child.start()
-    writer.close()  # the child holds the only writer: end of file on the reader means it is gone
     limit = time_limit(None)
-    exitcode: list[int | None] = []
     try:
+        decoder.connection.send((function, args))
         while True:
             remaining = started + limit - time.monotonic()
             if remaining <= 0:
                 raise ChildDied(f"timed out: decoding was still running at its time limit of {limit:.0f} s "
                                 "(it was killed)")
-            if not reader.poll(min(remaining, 60.0)):
+            if not decoder.connection.poll(min(remaining, 60.0)):
                 continue
             try:
-                kind, value = reader.recv()
+                kind, value, stopping = decoder.connection.recv()
             except EOFError:
                 break
             if kind == "duration":
                 limit = time_limit(value)
-            elif kind == "done":
+                continue
+            reusable = not stopping
+            if kind == "done":
                 return value
-            elif kind == "died":
+            if kind == "died":
                 raise ChildDied(value)
-            else:
-                raise value
+            raise value
+    except (BrokenPipeError, ConnectionResetError):
+        pass  # the decoder was gone before it heard of the file
     finally:
-        reader.close()
-        exitcode.append(_stop(child))
-    raise ChildDied(describe_exit(exitcode[0]))
+        if reusable:
+            _POOL.give_back(decoder)
+        else:
+            decoder.exitcode = _stop(decoder.process)
+            decoder.connection.close()
+    raise ChildDied(describe_exit(decoder.exitcode))
+
+
+class _Decoder:
+    """One long-lived decoder process and the parent's end of its duplex pipe."""
+
+    def __init__(self) -> None:
+        self.connection, child_end = _MP.Pipe(duplex=True)
+        self.process = _MP.Process(target=_decoder_main, args=(child_end,), name="mediasearch-decoder", daemon=True)
+        self.process.start()
+        child_end.close()  # the child holds the only other end: end of file on ours means it is gone
+        self.exitcode: int | None = None
+
+
+class _DecoderPool:
+    """Idle decoders, shared by the worker's threads; a thread takes one for a file and gives it back."""
+
+    def __init__(self) -> None:
+        self._idle: list[_Decoder] = []
+        self._lock = threading.Lock()
+
+    def take(self) -> _Decoder:
+        with self._lock:
+            while self._idle:
+                decoder = self._idle.pop()
+                if decoder.process.is_alive():
+                    return decoder
+                _retire(decoder)
+        return _Decoder()
+
+    def give_back(self, decoder: _Decoder) -> None:
+        with self._lock:
+            if len(self._idle) < MAX_IDLE_DECODERS:
+                self._idle.append(decoder)
+                return
+        _retire(decoder)
+
+
+def _retire(decoder: _Decoder) -> None:
+    try:
+        decoder.connection.send(None)  # "no more files": it exits
+    except OSError:
+        pass
+    decoder.connection.close()
+    _stop(decoder.process)
+
+
+_POOL = _DecoderPool()
 
 
 def describe_exit(exitcode: int | None) -> str:
@@ -133,30 +193,48 @@ def _stop(child: multiprocessing.process.BaseProcess) -> int | None:
     return exitcode
 
 
-def _child_main(writer, function: Callable[..., Any], args: tuple) -> None:
+def _decoder_main(connection) -> None:
     _die_with_parent()
     try:
         os.setpgid(0, 0)
     except OSError:
         pass
+    for files in range(1, MAX_FILES_PER_DECODER + 1):
+        try:
+            job = connection.recv()
+        except EOFError:
+            return
+        if job is None:
+            return
+        function, args = job
+        try:
+            kind, value = _run(connection, function, args)
+        finally:
+            for arg in args:  # the file's descriptor came for this file only
+                if isinstance(arg, Descriptor):
+                    os.close(arg.fd)
+        grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 > RETIRE_RSS_BYTES
+        stopping = kind == "died" or grown or files == MAX_FILES_PER_DECODER
+        try:
+            connection.send((kind, value, stopping))
+        except Exception:  # noqa: BLE001 (an exception that does not pickle: its text does)
+            connection.send(("raised", RuntimeError(f"{type(value).__name__}: {value}"[:1000]), stopping))
+        if stopping:
+            return
 
+
+def _run(connection, function: Callable[..., Any], args: tuple) -> tuple[str, Any]:
     def on_duration(seconds: float) -> None:
-        writer.send(("duration", float(seconds)))
+        connection.send(("duration", float(seconds), False))
 
     try:
-        message = ("done", function(*args, on_duration=on_duration))
+        return "done", function(*args, on_duration=on_duration)
     except MemoryError as exc:
-        message = ("died", f"decoding ran out of memory (MemoryError: {exc})"[:300])
+        return "died", f"decoding ran out of memory (MemoryError: {exc})"[:300]
     except Exception as exc:  # noqa: BLE001 (handed to the parent, which decides)
-        message = ("raised", exc)
+        return "raised", exc
     except BaseException as exc:  # noqa: BLE001 (SystemExit and the like must not reach the worker's thread)
-        message = ("died", f"the decoder stopped ({type(exc).__name__}: {exc})"[:300])
-    try:
-        writer.send(message)
-    except Exception:  # noqa: BLE001 (an exception that does not pickle: its text does)
-        error = message[1]
-        writer.send(("raised", RuntimeError(f"{type(error).__name__}: {error}"[:1000])))
-    writer.close()
+        return "died", f"the decoder stopped ({type(exc).__name__}: {exc})"[:300]
 
 
 def _die_with_parent() -> None:

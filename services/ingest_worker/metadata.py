@@ -25,8 +25,8 @@ is skipped for the next candidate, never repaired; a GPS fix at exactly 0, 0, ma
 is no fix. Nothing here raises for a file's content: a file whose metadata cannot be read gets its
 modification time.
 
-Reading parses untrusted bytes with native code (libheif, libav), so the worker runs it in a child process
-of its own (read_isolated, isolation.py), like decoding.
+Reading parses untrusted bytes with native code (libheif, libav), so the worker runs it in a decoder
+process (isolation.py): with the file's decoding on a first attempt, alone after one died (read_isolated).
 """
 
 from __future__ import annotations
@@ -123,7 +123,7 @@ def file_time(source: OpenedFile, now: float | None = None) -> Capture:
 
 
 def read_isolated(source: OpenedFile, kind: str, settings: Settings) -> Capture:
-    """read_capture in a child process of its own (the worker's way); a child that crashes or hangs costs
+    """read_capture in a decoder process, alone (after an attempt died); a decoder that crashes or hangs costs
     only the metadata: the file's modification time stands in."""
     limit = min(READ_TIME_LIMIT_S, settings.ingest_time_limit_max_s)
     try:

@@ -21,7 +21,7 @@ with stored media only while that media still exists; otherwise it is tried agai
 its copy stored anew.
 
 An item starts only through its claim (catalog.claim_item): a task delivered while a live worker runs the
-item does nothing, and each start counts an attempt. Decoding runs in a child process of its own with a
+item does nothing, and each start counts an attempt. Decoding runs in a decoder process (one file at a time) with a
 hard time limit (isolation.py, staging.py); a child that crashes, is killed or times out costs one
 attempt (AttemptDied: retried), and the attempt that reaches ingest_max_attempts fails the item with
 "gave up: ...". So does the next start of an item whose worker died in its last attempt.

@@ -9,7 +9,7 @@ phone clip while converting: the preview is stored upright.
 
 Made at ingest rather than on demand: a phone video plays at once the first time it is found, and the
 cost (measured in the README) is paid once per video by the worker, not by a request waiting for it.
-Runs in a child process of its own (isolation.py); a video whose preview cannot be made is still
+Runs in a decoder process (isolation.py); a video whose preview cannot be made is still
 indexed, and its original is served.
 """
 

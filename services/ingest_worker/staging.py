@@ -1,6 +1,6 @@
 """Decoding one file into its normalised frames and thumbnails on disk: the part of ingesting that runs
-foreign native code (libjpeg, libpng, libav, a plugin's decoder), so the part the worker runs in a child
-process of its own for each file (isolation.py), under a hard time limit scaled to the file.
+foreign native code (libjpeg, libpng, libav, a plugin's decoder), so the part the worker runs in a decoder
+process, one file at a time (isolation.py), under a hard time limit scaled to the file.
 
 Frames are written atomically to the media store under content-addressed names, so a killed attempt
 leaves at most temporary files (``discard_partial``) and the next attempt writes the same names again.
