@@ -54,11 +54,12 @@ class Settings(BaseSettings):
     embed_max_batch: int = Field(32, ge=1, le=1024)
     embed_max_wait_ms: float = Field(5.0, ge=0, le=1000)
     text_cache_size: int = Field(1024, ge=0)
-    # CPU only: dynamic int8 quantisation of the Linear layers. Every photo's and text's vector agrees with
-    # fp32 to cosine >= INT8_MIN_COSINE (0.99): tests/service/test_embedder.py asserts it on a tiny CLIP,
-    # bench/bench_embedder.py on ViT-B/32 with random weights (1,000 texts). clip_text_int8 (on by default)
-    # takes the text tower alone, which a search waits on (about 3x faster); clip_int8 takes both towers.
-    clip_int8: bool = False
+    # CPU only: dynamic int8 quantisation of the Linear layers, both towers by default (clip_int8: ingest keeps
+    # up with the raw fp32 model, make bench-ingest), or the text tower alone (clip_text_int8, which a search
+    # waits on: about 3x faster) when images stay fp32. Every photo's and text's vector agrees with fp32 to
+    # cosine >= INT8_MIN_COSINE (0.99): tests/service/test_embedder.py asserts it on a tiny CLIP,
+    # bench/bench_embedder.py on ViT-B/32 with random weights (1,000 texts). GPUs run fp16 instead.
+    clip_int8: bool = True
     clip_text_int8: bool = True
 
     # Network

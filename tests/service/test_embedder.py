@@ -172,10 +172,13 @@ def test_int8_vectors_agree_with_fp32_for_every_photo_and_text(tiny_clip_dir):
     assert np.sum(fp32.embed_texts(texts) * int8.embed_texts(texts), axis=1).min() >= INT8_MIN_COSINE
 
 
-def test_the_default_quantises_the_text_tower_only(tiny_clip_dir):
+def test_the_default_quantises_both_towers_and_the_text_tower_can_go_alone(tiny_clip_dir):
+    defaults = Settings(data_dir=Path("unused"))
+    both = ClipEmbedder(str(tiny_clip_dir), random_weights=True, threads=1, int8=defaults.clip_int8,
+                        text_int8=defaults.clip_text_int8)
+    assert (both.precision, both.text_precision) == ("int8", "int8")
     fp32 = ClipEmbedder(str(tiny_clip_dir), random_weights=True, threads=1)
-    default = ClipEmbedder(str(tiny_clip_dir), random_weights=True, threads=1,
-                           text_int8=Settings(data_dir=Path("unused")).clip_text_int8)
+    default = ClipEmbedder(str(tiny_clip_dir), random_weights=True, threads=1, text_int8=True)
     assert (default.precision, default.text_precision) == ("float32", "int8")
     assert "float32 images, int8 texts" in default.device_name
     pixels = np.stack([fp32.preprocess((PHOTOS / name).read_bytes()) for name in PHOTO_NAMES])
@@ -234,7 +237,8 @@ def test_images_are_stored_unit_length_and_announced_on_the_stream(embedder, red
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-5)
     assert owners.tolist() == [100, 101, 102]
     query = embedder.client.embed_query_image((PHOTOS / PHOTO_NAMES[0]).read_bytes())
-    assert float(query @ vectors[0]) > 0.9999  # same photo, same vector, not stored again
+    # same photo, same vector (int8 activations are scaled per forward pass: equal to ~1e-4), not stored again
+    assert float(query @ vectors[0]) > 0.999
 
     def announced():
         entries = redis.Redis.from_url(redis_url, decode_responses=True).xrange(VECTORS_STREAM)
@@ -294,7 +298,7 @@ def test_a_bad_frame_fails_its_own_request_not_the_pass_it_shares(embedder, tiny
                                             for path in paths]))
     similarity = vectors @ expected.T
     assert similarity.argmax(axis=1).tolist() == list(range(len(names)))
-    np.testing.assert_allclose(np.diag(similarity), 1, atol=1e-4)
+    np.testing.assert_allclose(np.diag(similarity), 1, atol=1e-3)  # int8 activations are scaled per pass
 
     def added(name: str) -> float:
         return after.value(name, kind="image") - before.value(name, kind="image")
