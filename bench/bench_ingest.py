@@ -167,6 +167,8 @@ def main() -> None:
     cpu = {name: value - cpu_before.get(name, 0.0) for name, value in cpu_after.items()}
     stack_cpu = sum(cpu.values())
     concurrency = overrides.get("MEDIASEARCH_WORKER_CONCURRENCY", str(s.worker_concurrency))
+    int8 = overrides.get("MEDIASEARCH_CLIP_INT8", str(s.clip_int8)).lower() in ("1", "true", "yes", "on")
+    embedder_precision = "int8 (the default on CPU)" if int8 else "fp32 images"
 
     table = [
         "# Ingest throughput end to end",
@@ -177,7 +179,8 @@ def main() -> None:
         "the same run (before the ingest at batch 16 and 32, after it at the best batch; the higher is used).",
         "",
         f"Machine: {platform.machine()}, {os.cpu_count()} cores, {time.strftime('%Y-%m-%d %H:%M')}. "
-        f"Worker concurrency {concurrency}, embedder max batch {s.embed_max_batch}. "
+        f"Worker concurrency {concurrency}, embedder max batch {s.embed_max_batch}, the stack's embedder "
+        f"{embedder_precision}. "
         f"Command: `make bench-ingest`{' ' + ' '.join('--env ' + e for e in args.env) if args.env else ''}.",
         "",
         "| measure | value |",
