@@ -130,19 +130,28 @@ class EmbedderService:
         """Load model and store; on failure record one line for /health instead of raising."""
         s = self.settings
         Image.MAX_IMAGE_PIXELS = s.max_image_pixels
-        try:
+        def build() -> ClipEmbedder:  # on the batcher's inference thread, which runs every torch call
             model = ClipEmbedder(s.clip_model, random_weights=s.clip_random_weights, device=s.device,
-                                 threads=s.torch_threads, int8=s.clip_int8,
-                                 text_int8=s.clip_text_int8)
+                                 threads=s.torch_threads, int8=s.clip_int8, text_int8=s.clip_text_int8)
             model.warm_up()
-            self.store = VectorStore(s.vectors_dir, dim=model.dim, model_id=model.model_id, writable=True)
-        except (ModelUnavailable, VectorStoreError) as exc:
+            return model
+
+        try:
+            batcher = DynamicBatcher(build, s.embed_max_batch, s.embed_max_wait_ms / 1000,
+                                     observe=self.observe_forward)
+        except ModelUnavailable as exc:
             self.unavailable = str(exc)
             log.error("%s", self.unavailable)
             return
-        self.model = model
-        self.batcher = DynamicBatcher(model, s.embed_max_batch, s.embed_max_wait_ms / 1000,
-                                      observe=self.observe_forward)
+        model = batcher.model
+        try:
+            self.store = VectorStore(s.vectors_dir, dim=model.dim, model_id=model.model_id, writable=True)
+        except VectorStoreError as exc:
+            batcher.close()
+            self.unavailable = str(exc)
+            log.error("%s", self.unavailable)
+            return
+        self.model, self.batcher = model, batcher
         self.unavailable = ""
         log.info("embedder ready: model %s, %d-d, %s, %d committed rows in %s", model.model_id, model.dim,
                  model.device_name, self.store.committed(), s.vectors_dir)

@@ -403,9 +403,10 @@ def test_a_text_alone_does_not_wait_for_company_but_images_collect(tiny_clip_dir
     still share a pass."""
     from services.embedder.batching import DynamicBatcher
 
-    model = ClipEmbedder(str(tiny_clip_dir), random_weights=True, threads=1)
     passes: list[tuple[str, int]] = []
-    batcher = DynamicBatcher(model, max_batch=4, max_wait_s=600, observe=lambda kind, n, _s: passes.append((kind, n)))
+    batcher = DynamicBatcher(lambda: ClipEmbedder(str(tiny_clip_dir), random_weights=True, threads=1), max_batch=4,
+                             max_wait_s=600, observe=lambda kind, n, _s: passes.append((kind, n)))
+    model = batcher.model
     try:
         vector = batcher.submit("text", "a dog on a beach").result(timeout=60)  # not the 600 s window
         assert vector.shape == (model.dim,) and passes == [("text", 1)]
