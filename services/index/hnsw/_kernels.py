@@ -382,20 +382,9 @@ def _heap_push(keys, values, size, key, value):
 @njit(cache=True)
 def _heap_replace_top(keys, values, size, key, value):
     """Replace the largest key of a max-heap of ``size`` items by ``key``/``value``."""
-    i = 0
-    while True:
-        child = 2 * i + 1
-        if child >= size:
-            break
-        if child + 1 < size and keys[child + 1] > keys[child]:
-            child += 1
-        if keys[child] <= key:
-            break
-        keys[i] = keys[child]
-        values[i] = values[child]
-        i = child
-    keys[i] = key
-    values[i] = value
+    keys[0] = key
+    values[0] = value
+    _sift_down(keys, values, size, 0)
 
 
 @njit(cache=True)
