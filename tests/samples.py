@@ -104,3 +104,8 @@ def colour_change_clip(path: Path, *output: str) -> None:
     ffmpeg("-f", "lavfi", "-i", "color=c=blue:s=320x240:r=30:d=1.5", "-f", "lavfi",
            "-i", "color=c=yellow:s=320x240:r=30:d=1.5", "-f", "lavfi", "-i", "sine=frequency=440:duration=3",
            "-filter_complex", "[0:v][1:v]concat=n=2:v=1:a=0[v]", "-map", "[v]", "-map", "2:a", *output, str(path))
+
+# How far the int8 embedder may place an image's own stored vector below its best match when the image is
+# embedded again: a query embedded alone and a frame embedded in a batch differ by ~1e-4 (an int8 pass
+# scales its activations per batch), below the gap between frames of different scenes.
+INT8_NOISE = 2e-3

@@ -14,6 +14,7 @@ import pytest
 from PIL import Image
 
 from tests.conftest import PHOTOS, VIDEOS
+from tests.samples import INT8_NOISE
 
 ALL_PHOTOS = sorted(PHOTOS.glob("*.JPEG"))
 # A spread other test files are unlikely to pick, so these are new content to the shared catalog.
@@ -187,7 +188,10 @@ def test_group_by_video_collapses_frames_into_moments(live_stack, video_job):
     assert video["kind"] == "video" and video["video_id"] == video_job["media"]["id"]
     moments = video["moments"]
     assert len(moments) == len(frames)
-    assert moments[0]["frame_id"] == video["frame_id"] == frames[0]["frame_id"]
+    assert moments[0]["frame_id"] == video["frame_id"]
+    # the queried frame at the top, or within int8 noise of it (activations are scaled per forward pass)
+    itself = next(m for m in moments if m["frame_id"] == frames[0]["frame_id"])
+    assert itself["similarity"] >= moments[0]["similarity"] - INT8_NOISE
     assert [m["similarity"] for m in moments] == sorted((m["similarity"] for m in moments), reverse=True)
     assert {m["timestamp"] for m in moments} == {f["timestamp"] for f in frames}
 

@@ -19,7 +19,7 @@ from services.ingest_worker.pipeline import IngestContext, TransientFault, inges
 from shared import catalog
 from shared.clients import EmbedderClient
 from tests.conftest import free_port, running_stack, wait_for
-from tests.samples import PHOTOS, SHARED_DATA, VIDEOS, bomb_png, ffmpeg, jpeg
+from tests.samples import INT8_NOISE, PHOTOS, SHARED_DATA, VIDEOS, bomb_png, ffmpeg, jpeg
 
 ALL_PHOTOS = sorted(PHOTOS.glob("*.JPEG"))
 
@@ -117,9 +117,14 @@ def test_the_videos_folder_gives_frames_for_every_clip(stack, ctx):
             assert served.status_code == 200 and served.headers["content-type"] == "image/jpeg"
             assert served.content[:3] == b"\xff\xd8\xff"
             found = stack.client.post("/search/image", files={"file": ("frame.jpg", served.content)},
-                                      params={"k": 1}).json()["results"][0]
-            assert (found["frame_id"], found["video_id"], found["timestamp"]) == \
-                (frame["id"], video["id"], frame["timestamp"]), name
+                                      params={"k": 5}).json()["results"]
+            assert found[0]["video_id"] == video["id"], name
+            # The very moment, at the top or within int8 noise of it (an int8 pass scales its activations per
+            # batch: a query embedded alone and a frame embedded in a batch differ by ~1e-4, and still scenes
+            # hold near-identical frames)
+            itself = next(hit for hit in found if hit["frame_id"] == frame["id"])
+            assert (itself["video_id"], itself["timestamp"]) == (video["id"], frame["timestamp"]), name
+            assert itself["similarity"] >= found[0]["similarity"] - INT8_NOISE, name
 
 
 def test_bad_files_fail_alone_with_their_reasons(stack, ctx):
