@@ -29,6 +29,9 @@ from services.embedder.model import ClipEmbedder
 log = logging.getLogger("mediasearch.embedder")
 
 Kind = Literal["image", "text"]
+# Images go through the model this many at a time, texts queued meanwhile between two chunks: a search
+# during an ingest waits for one chunk, not a batch of 32. On this CPU batch 8 runs at the images/s of 32.
+IMAGE_CHUNK = 8
 
 
 @dataclass
@@ -98,10 +101,31 @@ class DynamicBatcher:
                 return
             batch, stopping = self._collect(first)
             # Texts first: they are interactive queries, cheap next to a batch of images.
-            for kind in ("text", "image"):
-                items = [item for item in batch if item.kind == kind]
-                if items:
-                    self._forward(kind, items)
+            texts = [item for item in batch if item.kind == "text"]
+            if texts:
+                self._forward("text", texts)
+            images = [item for item in batch if item.kind == "image"]
+            while images:
+                chunk, images = images[:IMAGE_CHUNK], images[IMAGE_CHUNK:]
+                self._forward("image", chunk)
+                if images:
+                    self._serve_waiting_texts()
+
+    def _serve_waiting_texts(self) -> None:
+        """Between two chunks of images: the texts queued meanwhile go through now (a search waits for one
+        chunk at most, not a whole batch); whatever else was queued is put back in its order."""
+        waiting: list[_Item | None] = []
+        while True:
+            try:
+                waiting.append(self._queue.get_nowait())
+            except queue.Empty:
+                break
+        texts = [item for item in waiting if item is not None and item.kind == "text"]
+        if texts:
+            self._forward("text", texts)
+        for item in waiting:
+            if item is None or item.kind == "image":
+                self._queue.put(item)
 
     def _forward(self, kind: Kind, items: list[_Item]) -> None:
         started = time.perf_counter()

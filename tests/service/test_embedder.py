@@ -416,3 +416,29 @@ def test_a_text_alone_does_not_wait_for_company_but_images_collect(tiny_clip_dir
         assert passes[1:] == [("image", 4)]
     finally:
         batcher.close()
+
+
+def test_a_text_queued_during_a_batch_of_images_waits_for_one_chunk_not_the_batch(tiny_clip_dir):
+    """A search during an ingest: images go through in chunks, and a text that arrives while the first
+    chunk runs is answered before the next one."""
+    from services.embedder.batching import IMAGE_CHUNK, DynamicBatcher
+
+    passes: list[tuple[str, int]] = []
+    late_text: list = []
+
+    def observe(kind: str, items: int, _seconds: float) -> None:
+        passes.append((kind, items))
+        if kind == "image" and not late_text:  # the first chunk is done: a search comes in now
+            late_text.append(batcher.submit("text", "a dog on a beach"))
+
+    batcher = DynamicBatcher(lambda: ClipEmbedder(str(tiny_clip_dir), random_weights=True, threads=1),
+                             max_batch=4 * IMAGE_CHUNK, max_wait_s=600, observe=observe)
+    try:
+        model = batcher.model
+        pixels = np.zeros((3, model.preprocess.crop, model.preprocess.crop), dtype=np.float32)
+        images = [batcher.submit("image", pixels) for _ in range(4 * IMAGE_CHUNK)]
+        assert all(future.result(timeout=60).shape == (model.dim,) for future in images)  # none lost
+        assert late_text[0].result(timeout=60).shape == (model.dim,)
+        assert passes == [("image", IMAGE_CHUNK), ("text", 1), *[("image", IMAGE_CHUNK)] * 3]
+    finally:
+        batcher.close()
