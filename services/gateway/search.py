@@ -323,6 +323,7 @@ async def search_similar(gateway: Gateway, frame_id: int, options: SearchOptions
 
 
 # -- validation: the graph against an exact scan (mediasearch bench) -----------------------------------
+TIE_TOLERANCE = 1e-5  # float32 dot products of the graph's re-ranking and the exact scan may differ this much
 async def compare_with_exact(gateway: Gateway, request: SearchCompareRequest) -> SearchCompareResponse:
     """Encode the words once, then ask every shard for its graph answer and its exact top k at each
     ef_search; recall is the share of the merged exact top k the merged graph answer holds."""
@@ -342,15 +343,23 @@ async def compare_with_exact(gateway: Gateway, request: SearchCompareRequest) ->
         hnsw = _merged([(a.hnsw.rows, a.hnsw.similarities) for a in asked.answers], request.k)
         exact = _merged([(a.exact.rows, a.exact.similarities) for a in asked.answers], request.k)
         known = await anyio.to_thread.run_sync(known_rows, gateway, [row for row, _ in hnsw + exact])
-        exact_rows = {row for row, _ in exact}
         runs.append(CompareRun(
-            ef_search=ef, recall=len(exact_rows & {row for row, _ in hnsw}) / len(exact) if exact else 1.0,
+            ef_search=ef, recall=_recall(hnsw, exact),
             hnsw_ms=[max(times) for times in zip(*(a.hnsw_ms for a in asked.answers))],
             brute_ms=[max(times) for times in zip(*(a.exact_ms for a in asked.answers))],
             hnsw_results=[_hit(row, sim, known) for row, sim in hnsw],
             brute_results=[_hit(row, sim, known) for row, sim in exact]))
     return SearchCompareResponse(query=text, k=request.k, encode_ms=encode_ms, shards=len(gateway.shards.urls),
                                  runs=runs)
+
+
+def _recall(found: list[tuple[int, float]], exact: list[tuple[int, float]]) -> float:
+    """The share of the exact top k the graph found, ties counted (as ANN benchmarks do): a hit as similar as
+    the exact k-th is one of the true k nearest, whichever of equal rows (identical frames) each side kept."""
+    if not exact:
+        return 1.0
+    kth = exact[-1][1] - TIE_TOLERANCE
+    return min(len(exact), sum(1 for _, similarity in found if similarity >= kth)) / len(exact)
 
 
 def _merged(answers: list[tuple[list[int], list[float]]], k: int) -> list[tuple[int, float]]:
