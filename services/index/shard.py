@@ -146,12 +146,13 @@ class Shard:
         if self.index is None or self.store is None:
             return [], []
         query = unit(np.asarray(query, dtype=np.float32), OnZero.RAISE)
+        with self._mutation:  # a consistent view: catch-up and deletes change both
+            through, deleted = self.indexed_through, np.fromiter(self.deleted, dtype=np.int64)
         vectors, _ = self.store.view()
-        mine = vectors[self.shard_id:self.indexed_through:self.shard_count]  # a strided view, no copy
-        similarities = mine @ query
-        rows = np.arange(self.shard_id, self.indexed_through, self.shard_count, dtype=np.int64)
-        if self.deleted:
-            similarities[np.isin(rows, np.fromiter(self.deleted, dtype=np.int64))] = -np.inf
+        similarities = vectors[self.shard_id:through:self.shard_count] @ query  # a strided view, no copy
+        rows = np.arange(self.shard_id, through, self.shard_count, dtype=np.int64)
+        if len(deleted):
+            similarities[np.isin(rows, deleted)] = -np.inf
         k = min(k, int(np.isfinite(similarities).sum()))
         if k == 0:
             return [], []
