@@ -1,5 +1,5 @@
 """Metrics and logs: the gateway's /metrics (in process, over a real Redis and catalog) with the embedder's
-and an index shard's apps answering its internal clients in process; request ids in responses, in log
+and an index shard's apps answering its internal clients on loopback; request ids in responses, in log
 lines and in internal calls; JSON log lines from a real process. The embedder's own /metrics, after real
 embeds, is in test_embedder.py. No timings are asserted."""
 
@@ -11,11 +11,13 @@ import logging
 import os
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 
-import httpx
 import pytest
 import redis
+import uvicorn
 from prometheus_client.parser import text_string_to_metric_families
 
 from services.embedder.app import create_app as create_embedder
@@ -23,6 +25,7 @@ from services.index.app import create_app as create_index
 from shared import catalog, logs
 from shared.metrics import REQUEST_SECONDS, Samples
 from shared.settings import Settings
+from tests.conftest import free_port, wait_for
 from tools.stack import REPO_ROOT
 
 KEY = "s3cret"
@@ -94,23 +97,30 @@ def test_gateway_metrics_need_the_key_and_cover_routes_queue_and_items(make_clie
     assert up == {("gateway", ""): 1, ("redis", ""): 1, ("embedder", ""): 0, ("index", "0"): 0}
 
 
-def test_gateway_metrics_include_the_embedder_and_every_shard_with_the_request_id(make_client, tmp_path,
+@contextmanager
+def serving(app) -> Iterator[str]:
+    """``app`` served by uvicorn on a loopback port in this process (its lifespan not run: no model); its URL."""
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=free_port(), lifespan="off", log_config=None))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        wait_for(lambda: server.started, timeout=30, message="uvicorn did not start")
+        yield f"http://127.0.0.1:{server.config.port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+
+
+def test_gateway_metrics_include_the_embedder_and_every_shard_with_the_request_id(make_client, tmp_path, redis_url,
                                                                                   log_lines):
-    client = make_client(signed_in=False, api_key=KEY)
-    gateway = client.app.state.gateway
-    # The embedder's and the shard's apps (their lifespans not run: no model) behind the gateway's clients.
-    settings = Settings(data_dir=tmp_path / "services", redis_url=gateway.settings.redis_url)
-    sent: list[httpx.Request] = []
+    # The embedder's and the shard's apps on loopback, answering the gateway's internal clients.
+    settings = Settings(data_dir=tmp_path / "services", redis_url=redis_url)
+    with serving(create_embedder(settings)) as embedder_url, serving(create_index(settings)) as index_url:
+        client = make_client(signed_in=False, api_key=KEY, embedder_url=embedder_url, index_urls=[index_url])
+        scrape_twice_and_check(client, log_lines)
 
-    async def record(request: httpx.Request) -> None:
-        sent.append(request)
 
-    def serve(app) -> httpx.AsyncClient:
-        return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), event_hooks={"request": [record]})
-
-    gateway.embedder.http = serve(create_embedder(settings))
-    gateway.shards.shards[0].http = serve(create_index(settings))
-
+def scrape_twice_and_check(client, log_lines) -> None:
     client.get("/metrics", headers=SIGNED)
     reply = client.get("/metrics", headers={**SIGNED, "X-Request-ID": "scrape-42"})
     assert reply.status_code == 200 and reply.headers["x-request-id"] == "scrape-42"
@@ -130,8 +140,7 @@ def test_gateway_metrics_include_the_embedder_and_every_shard_with_the_request_i
     assert {("gateway", None, "/metrics"), ("embedder", None, "/metrics"), ("index", "0", "/metrics")} <= routes
     assert reply.text.count(f"# TYPE {REQUEST_SECONDS} histogram") == 1
 
-    # The internal calls carried the request id, and every service's line about it names it.
-    assert [r.headers.get("x-request-id") for r in sent[-2:]] == ["scrape-42", "scrape-42"]
+    # The internal calls carried the request id: every service's line about it names it.
     lines = [line for line in parsed(log_lines) if line.get("request_id") == "scrape-42"]
     assert len([line for line in lines if line["logger"] == "mediasearch.http" and line["path"] == "/metrics"]) == 3
 
