@@ -267,17 +267,23 @@ def main() -> None:
         inference_thread.shutdown()
         int8_speedup = max(int8_runs) / max(fp32_runs)
 
-        text_int8 = ClipEmbedder(args.model, random_weights=True, threads=args.threads, text_int8=True)
+        text_torch_int8 = ClipEmbedder(args.model, random_weights=True, threads=args.threads, text_int8=True)
+        text_int8 = ClipEmbedder(args.model, random_weights=True, threads=args.threads, text_int8=True,
+                                 text_runtime="onnxruntime")  # the default on CPU
         phrases = varied_texts(1000)
-        text_int8_agreement = np.concatenate([
-            np.sum(text_int8.embed_texts(chunk) * model.embed_texts(chunk), axis=1)
-            for chunk in (phrases[start:start + 50] for start in range(0, len(phrases), 50))])
-        text_fp32_ms, text_int8_ms = [], []
+
+        def agreement(tower: ClipEmbedder) -> np.ndarray:
+            return np.concatenate([np.sum(tower.embed_texts(chunk) * model.embed_texts(chunk), axis=1)
+                                   for chunk in (phrases[start:start + 50] for start in range(0, len(phrases), 50))])
+
+        text_int8_agreement, text_torch_int8_agreement = agreement(text_int8), agreement(text_torch_int8)
+        text_fp32_ms, text_torch_int8_ms, text_int8_ms = [], [], []
         for phrase in phrases[:args.text_queries]:  # one query per call, as a search sends it; alternating
             text_fp32_ms.append(call_ms(model.embed_texts, [phrase]))
+            text_torch_int8_ms.append(call_ms(text_torch_int8.embed_texts, [phrase]))
             text_int8_ms.append(call_ms(text_int8.embed_texts, [phrase]))
-        print(f"text tower p50: fp32 {np.median(text_fp32_ms):.1f} ms, int8 {np.median(text_int8_ms):.1f} ms",
-              flush=True)
+        print(f"text tower p50: fp32 {np.median(text_fp32_ms):.1f} ms, torch int8 {np.median(text_torch_int8_ms):.1f} "
+              f"ms, onnxruntime int8 {np.median(text_int8_ms):.1f} ms", flush=True)
         print(f"int8 batch {best_batch}: {max(int8_runs):.1f} images/s, fp32 {max(fp32_runs):.1f}", flush=True)
 
     # The image forward passes of the rounds, from the batch-size histogram: count, sum, and the smallest
@@ -314,11 +320,17 @@ def main() -> None:
          f"{text_agreement.min():.4f} / {text_agreement.mean():.4f}"),
         (f"text tower, one query per call ({len(text_fp32_ms)} phrases), fp32 p50 / p95",
          f"{np.percentile(text_fp32_ms, 50):.1f} / {np.percentile(text_fp32_ms, 95):.1f} ms"),
-        ("text tower int8 (the default), p50 / p95",
+        ("text tower int8 on torch (MEDIASEARCH_CLIP_TEXT_RUNTIME=torch), p50 / p95",
+         f"{np.percentile(text_torch_int8_ms, 50):.1f} / {np.percentile(text_torch_int8_ms, 95):.1f} ms, "
+         f"{np.median(text_fp32_ms) / np.median(text_torch_int8_ms):.2f}× faster than fp32 at p50"),
+        ("text tower int8 on ONNX Runtime (the default), p50 / p95",
          f"{np.percentile(text_int8_ms, 50):.1f} / {np.percentile(text_int8_ms, 95):.1f} ms, "
-         f"**{np.median(text_fp32_ms) / np.median(text_int8_ms):.2f}×** faster at p50"),
-        (f"text tower int8 vs fp32 cosine, {len(phrases)} varied phrases: min / mean",
+         f"**{np.median(text_fp32_ms) / np.median(text_int8_ms):.2f}×** faster than fp32 at p50, "
+         f"{np.median(text_torch_int8_ms) / np.median(text_int8_ms):.2f}× torch int8"),
+        (f"text tower int8 (ONNX Runtime) vs fp32 cosine, {len(phrases)} varied phrases: min / mean",
          f"{text_int8_agreement.min():.4f} / {text_int8_agreement.mean():.4f}"),
+        (f"text tower int8 (torch) vs fp32 cosine, {len(phrases)} varied phrases: min / mean",
+         f"{text_torch_int8_agreement.min():.4f} / {text_torch_int8_agreement.mean():.4f}"),
     ]
     verdict = (f"int8: every photo's and text's vector agrees with fp32 to cosine ≥ {INT8_MIN_COSINE} here, so "
                "it is the default on CPU (MEDIASEARCH_CLIP_INT8=0 for fp32 images); agreement was measured with random "

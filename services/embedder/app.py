@@ -132,7 +132,8 @@ class EmbedderService:
         Image.MAX_IMAGE_PIXELS = s.max_image_pixels
         def build() -> ClipEmbedder:  # on the batcher's inference thread, which runs every torch call
             model = ClipEmbedder(s.clip_model, random_weights=s.clip_random_weights, device=s.device,
-                                 threads=s.torch_threads, int8=s.clip_int8, text_int8=s.clip_text_int8)
+                                 threads=s.torch_threads, int8=s.clip_int8, text_int8=s.clip_text_int8,
+                                 text_runtime=s.clip_text_runtime)
             model.warm_up()
             return model
 

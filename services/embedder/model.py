@@ -17,6 +17,8 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
+from services.embedder.onnx_text import OnnxTextTower
+
 # Weights come from a local directory or the cache, never from the network at run time.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -112,7 +114,9 @@ class ClipEmbedder:
     """The loaded model. Not thread-safe: one inference thread calls ``embed_*``."""
 
     def __init__(self, source: str, random_weights: bool = False, device: str = "auto", threads: int = 0,
-                 int8: bool = False, text_int8: bool = False):
+                 int8: bool = False, text_int8: bool = False, text_runtime: str = "torch"):
+        """``text_runtime`` "onnxruntime": on a CPU, texts go through ONNX Runtime (services/embedder/onnx_text.py),
+        in int8 when ``int8`` or ``text_int8``; images stay on torch."""
         from transformers import CLIPConfig, CLIPModel, CLIPTokenizer
         from transformers.utils import cached_file
 
@@ -142,17 +146,24 @@ class ClipEmbedder:
         self.max_text_tokens = int(model.config.text_config.max_position_embeddings)
         model.eval()
         self.dtype = torch.float32
+        self.onnx_text: OnnxTextTower | None = None
+        if self.device.type == "cpu" and text_runtime == "onnxruntime":
+            self.onnx_text = OnnxTextTower(model, int8=int8 or text_int8, threads=torch.get_num_threads())
+            model.text_model = torch.nn.Identity()  # its weights live in the ONNX session now
         if self.device.type == "cuda":
             self.dtype = torch.float16
             model = model.half()
         elif int8:
             model = _quantized(model)
-        elif text_int8:  # a query waits on the text tower alone: int8 reads a quarter of the fp32 weights
+        elif text_int8 and self.onnx_text is None:  # a query waits on the text tower alone: int8 reads a quarter
+            # of the fp32 weights
             model.text_model = _quantized(model.text_model)
             model.text_projection = _quantized(torch.nn.Sequential(model.text_projection))[0]
         self.model = model.to(self.device)
         self.precision = "int8" if int8 and self.device.type == "cpu" else str(self.dtype).removeprefix("torch.")
         self.text_precision = "int8" if (int8 or text_int8) and self.device.type == "cpu" else self.precision
+        if self.onnx_text is not None:
+            self.text_precision += " onnxruntime"
 
     @property
     def device_name(self) -> str:
@@ -170,6 +181,10 @@ class ClipEmbedder:
 
     @torch.inference_mode()
     def embed_texts(self, texts: list[str]) -> np.ndarray:
+        if self.onnx_text is not None:
+            tokens = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_text_tokens,
+                                    return_tensors="np")
+            return _normalised(torch.from_numpy(self.onnx_text(tokens["input_ids"], tokens["attention_mask"])))
         tokens = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_text_tokens,
                                 return_tensors="pt").to(self.device)
         pooled = self.model.text_model(input_ids=tokens["input_ids"],

@@ -64,7 +64,13 @@ CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
 @settings(max_examples=EXAMPLES_PER_OPERATION, deadline=None, derandomize=True, database=None,
           suppress_health_check=list(HealthCheck))
 def test_every_operation_answers_as_documented_and_never_5xx(fuzz_stack, case):
-    case.call_and_validate(base_url=fuzz_stack.url, checks=CHECKS, timeout=60)
+    response = case.call(base_url=fuzz_stack.url, timeout=60)
+    if response.status_code == 400 and response.content == UVICORN_MALFORMED:
+        return  # not HTTP (a header such as "Content-Length: c:"): the server refuses it before the app sees it
+    case.validate_response(response, checks=CHECKS)
+
+
+UVICORN_MALFORMED = b"Invalid HTTP request received."
 
 
 # -- search with any valid parameters: the generated cases above mostly name unknown collections --------------
