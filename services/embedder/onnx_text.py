@@ -110,6 +110,9 @@ class OnnxTextTower:
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
+        # Its threads sleep when a pass ends instead of spinning: the gateway and the index need those cores
+        # between two searches (spinning cost 32 searchers 30% of their throughput here).
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self.path = path
 

@@ -124,9 +124,19 @@ def _unauthorized(message: str = NOT_SIGNED_IN) -> HTTPException:
     return HTTPException(401, message, headers={"WWW-Authenticate": WWW_AUTHENTICATE})
 
 
+def _is_static_key(request: Request, key: str) -> bool:
+    static_key = get_auth(request).static_key
+    return static_key is not None and hmac.compare_digest(key.encode(), static_key)
+
+
+def static_key_principal(request: Request) -> Principal | None:
+    """The static key's principal when the request presents that key (no catalog read: no thread), else None."""
+    key = presented_key(request)
+    return accounts.STATIC_KEY_PRINCIPAL if key and _is_static_key(request, key) else None
+
+
 def _from_key(request: Request, key: str) -> Principal:
-    auth = get_auth(request)
-    if auth.static_key is not None and hmac.compare_digest(key.encode(), auth.static_key):
+    if _is_static_key(request, key):
         return accounts.STATIC_KEY_PRINCIPAL
     principal = accounts.user_of_api_key(request.app.state.gateway.catalog(), key)
     if principal is None:
@@ -174,10 +184,12 @@ BearerKey = Annotated[HTTPAuthorizationCredentials | None, Security(bearer)]
 SessionCookie = Annotated[str | None, Security(session_cookie)]
 
 
-def require_principal(request: Request, _key: KeyHeader = None, _bearer: BearerKey = None,
-                      _cookie: SessionCookie = None) -> Principal:
-    """Dependency of every protected route: the principal RequireSignIn settled."""
-    principal = getattr(request.state, "principal", None) or principal_of_request(request)
+async def require_principal(request: Request, _key: KeyHeader = None, _bearer: BearerKey = None,
+                            _cookie: SessionCookie = None) -> Principal:
+    """Dependency of every protected route: the principal RequireSignIn settled. Async, so that it costs no
+    thread hop (a sync dependency runs in a worker thread)."""
+    principal = (getattr(request.state, "principal", None)
+                 or await run_in_threadpool(principal_of_request, request))  # the catalog: a thread
     if principal is None:
         raise _unauthorized()
     request.state.principal = principal
@@ -214,7 +226,8 @@ class RequireSignIn(HttpMiddleware):
             return
         request = Request(scope)
         try:
-            principal = await run_in_threadpool(principal_of_request, request)  # the catalog: a thread
+            principal = (static_key_principal(request)
+                         or await run_in_threadpool(principal_of_request, request))  # the catalog: a thread
             if principal is None:
                 raise _unauthorized()
         except HTTPException as exc:

@@ -279,7 +279,7 @@ async def search_vector(gateway: Gateway, vector: np.ndarray, options: SearchOpt
     while True:
         with timed("index"):
             hits = await query_shards(gateway, vector, fetch, allow_rows, options.ef)
-        known = await anyio.to_thread.run_sync(known_rows, gateway, hits.rows)
+        known = await anyio.to_thread.run_sync(known_rows, gateway, hits.rows, limiter=gateway.search_reads)
         results = to_results(hits, known, options, exclude_frames)
         below_threshold = (options.min_similarity is not None and hits.similarities
                            and hits.similarities[-1] < options.min_similarity)

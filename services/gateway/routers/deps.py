@@ -9,7 +9,7 @@ from fastapi import Depends, Request
 from services.gateway.state import Gateway
 
 
-def get_gateway(request: Request) -> Gateway:
+async def get_gateway(request: Request) -> Gateway:  # async: a sync dependency costs a worker thread hop
     return request.app.state.gateway
 
 

@@ -15,7 +15,7 @@ router = APIRouter(prefix="/search", tags=["search"],
                    responses={422: {"model": ErrorBody}, 503: {"model": ErrorBody}})
 
 
-def media_filters(
+async def media_filters(
     media_type: Annotated[Literal["image", "video"] | None,
                           Query(alias="type", description="Only images or only videos")] = None,
     folder: Annotated[str | None, Query(min_length=1, max_length=4096,
@@ -50,7 +50,7 @@ def media_filters(
 FiltersDep = Annotated[Filters, Depends(media_filters)]
 
 
-def search_options(
+async def search_options(
     gateway: GatewayDep,
     filters: FiltersDep,
     k: Annotated[int, Query(ge=1, description="Results per page (at most MEDIASEARCH_SEARCH_MAX_K)")] = 20,
