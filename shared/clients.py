@@ -123,7 +123,10 @@ class AsyncHttp:
     def _session_here(self) -> aiohttp.ClientSession:
         loop = asyncio.get_running_loop()
         if self._session is None or self._session.closed or self._loop is not loop:
-            self._session, self._loop = aiohttp.ClientSession(timeout=self.timeout), loop
+            # Idle connections are dropped before uvicorn's 5 s keep-alive would close them under a request;
+            # no DNS cache: a restarted container may come back at another address.
+            connector = aiohttp.TCPConnector(keepalive_timeout=4, use_dns_cache=False)
+            self._session, self._loop = aiohttp.ClientSession(timeout=self.timeout, connector=connector), loop
         return self._session
 
     async def request(self, method: str, url: str, *, headers: dict[str, str], json: Any = None,
@@ -135,7 +138,7 @@ class AsyncHttp:
             kwargs["data"] = orjson.dumps(json, option=orjson.OPT_SERIALIZE_NUMPY)
             headers = {**headers, "Content-Type": "application/json"}
         async with self._session_here().request(method, url, headers=headers, timeout=limit or self.timeout,
-                                                **kwargs) as reply:
+                                                allow_redirects=False, **kwargs) as reply:
             return AsyncReply(reply.status, await reply.read())
 
     async def aclose(self) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,8 @@ from services.embedder.onnx_text import OnnxTextTower
 
 # Weights come from a local directory or the cache, never from the network at run time.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+log = logging.getLogger("mediasearch.embedder")
 
 RANDOM_WEIGHTS_PREFIX = "random-weights:"
 RANDOM_WEIGHTS_SEED = 0
@@ -148,8 +151,12 @@ class ClipEmbedder:
         self.dtype = torch.float32
         self.onnx_text: OnnxTextTower | None = None
         if self.device.type == "cpu" and text_runtime == "onnxruntime":
-            self.onnx_text = OnnxTextTower(model, int8=int8 or text_int8, threads=torch.get_num_threads())
-            model.text_model = torch.nn.Identity()  # its weights live in the ONNX session now
+            try:
+                self.onnx_text = OnnxTextTower(model, int8=int8 or text_int8, threads=torch.get_num_threads())
+                model.text_model = torch.nn.Identity()  # its weights live in the ONNX session now
+            except Exception as exc:  # noqa: BLE001 (export, quantiser and runtime raise their own kinds)
+                log.warning("the text tower stays on torch: ONNX Runtime could not take it (%s: %s)",
+                            type(exc).__name__, str(exc)[:300])
         if self.device.type == "cuda":
             self.dtype = torch.float16
             model = model.half()

@@ -15,7 +15,9 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import shutil
 import tempfile
+import time
 import warnings
 from pathlib import Path
 
@@ -26,6 +28,7 @@ log = logging.getLogger("mediasearch.embedder")
 
 FORMAT = "1"  # bump when the export itself changes
 OPSET = 17
+ABANDONED_AFTER_S = 3600
 
 
 class _TextTower(torch.nn.Module):
@@ -76,15 +79,22 @@ def _export(model: torch.nn.Module, path: Path, int8: bool) -> None:
         made = fp32
         if int8:
             made = Path(tmp) / "int8.onnx"
-            quiet = logging.getLogger().level
-            logging.getLogger().setLevel(logging.ERROR)  # the quantiser's advice to pre-process first
-            try:
-                # As torch's: the Linear layers' weights only, not the attention's products of activations.
-                quantize_dynamic(str(fp32), str(made), weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul"],
-                                 extra_options={"MatMulConstBOnly": True})
-            finally:
-                logging.getLogger().setLevel(quiet)
+            # As torch's: the Linear layers' weights only, not the attention's products of activations.
+            quantize_dynamic(str(fp32), str(made), weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul"],
+                             extra_options={"MatMulConstBOnly": True})
+        with open(made, "rb") as written:  # on disk before it takes the name a later start trusts
+            os.fsync(written.fileno())
         os.replace(made, path)
+
+
+def _remove_abandoned_exports(directory: Path) -> None:
+    """Temporary folders of exports killed mid-way (each may hold a 250 MB fp32 model)."""
+    for folder in directory.glob(".export-*"):
+        try:
+            if time.time() - folder.stat().st_mtime > ABANDONED_AFTER_S:
+                shutil.rmtree(folder, ignore_errors=True)
+        except OSError:
+            pass
 
 
 class OnnxTextTower:
@@ -98,6 +108,7 @@ class OnnxTextTower:
         if not path.exists():
             try:
                 directory.mkdir(parents=True, exist_ok=True)
+                _remove_abandoned_exports(directory)
                 log.info("exporting the text tower to ONNX (%s; once per model): %s", "int8" if int8 else "fp32",
                          path)
                 _export(model, path, int8)
@@ -113,7 +124,13 @@ class OnnxTextTower:
         # Its threads sleep when a pass ends instead of spinning: the gateway and the index need those cores
         # between two searches (spinning cost 32 searchers 30% of their throughput here).
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        try:
+            self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # noqa: BLE001 (ORT raises its own kinds) a damaged file: made again, once
+            log.warning("the exported text tower %s does not load (%s): exporting it again", path, exc)
+            path.unlink(missing_ok=True)
+            _export(model, path, int8)
+            self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self.path = path
 
     def __call__(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:

@@ -196,6 +196,14 @@ def test_onnx_runtime_text_tower_gives_torch_fp32_vectors_and_is_exported_once(t
         assert again.onnx_text.path == onnx.onnx_text.path and exported == again.onnx_text.path.stat().st_mtime_ns
         assert "exporting" not in caplog.text
         np.testing.assert_array_equal(again.embed_texts(texts[:5]), onnx.embed_texts(texts[:5]))
+    # A damaged file in the cache (a power cut mid-write, a full disk) is exported again, not trusted.
+    onnx.onnx_text.path.write_bytes(b"not a model")
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="mediasearch.embedder"):
+        repaired = ClipEmbedder(str(tiny_clip_dir), random_weights=True, threads=1, text_int8=True,
+                                text_runtime="onnxruntime")
+    assert "does not load" in caplog.text and repaired.onnx_text is not None
+    np.testing.assert_allclose(repaired.embed_texts(texts[:5]), onnx.embed_texts(texts[:5]), atol=1e-6)
 
 
 def test_onnx_runtime_int8_text_tower_agrees_with_fp32_on_the_real_architecture():

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
+from starlette.concurrency import run_in_threadpool
 
 from services.gateway import search
 from services.gateway.routers.deps import GatewayDep
@@ -61,8 +63,10 @@ async def search_options(
     ef: Annotated[int | None, Query(ge=1, le=MAX_EF, description="Index search breadth: higher finds more of the "
                                                                   "true nearest, slower (default: the index's)")] = None,
 ) -> SearchOptions:
-    return search.search_options(gateway, k=k, offset=offset, min_similarity=min_similarity, filters=filters,
-                                 group_videos=group == "video", ef=ef)
+    options = partial(search.search_options, gateway, k=k, offset=offset, min_similarity=min_similarity,
+                      filters=filters, group_videos=group == "video", ef=ef)
+    # A collection filter is checked in the catalog: a thread; otherwise nothing blocks the event loop.
+    return options() if filters.collection is None else await run_in_threadpool(options)
 
 
 Options = Annotated[SearchOptions, Depends(search_options)]
