@@ -61,8 +61,8 @@ class Settings(BaseSettings):
     # bench/bench_embedder.py on ViT-B/32 with random weights (1,000 texts). GPUs run fp16 instead.
     clip_int8: bool = True
     clip_text_int8: bool = True
-    # CPU only: the text tower on ONNX Runtime (exported once into the model cache; about twice as fast as
-    # torch's int8 for one query, make bench-embedder) or on torch.
+    # CPU only: the text tower on ONNX Runtime (exported once into the model cache; 1.3-1.9x torch's int8 for
+    # one query and closer to fp32, make bench-embedder) or on torch.
     clip_text_runtime: Literal["onnxruntime", "torch"] = "onnxruntime"
 
     # Network

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from services.embedder.onnx_text import OnnxTextTower
+from services.embedder.onnx_text import OnnxTextTower, TextTower
 
 # Weights come from a local directory or the cache, never from the network at run time.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -167,6 +167,7 @@ class ClipEmbedder:
             model.text_model = _quantized(model.text_model)
             model.text_projection = _quantized(torch.nn.Sequential(model.text_projection))[0]
         self.model = model.to(self.device)
+        self.text_tower = TextTower(self.model)
         self.precision = "int8" if int8 and self.device.type == "cpu" else str(self.dtype).removeprefix("torch.")
         self.text_precision = "int8" if (int8 or text_int8) and self.device.type == "cpu" else self.precision
         if self.onnx_text is not None:
@@ -188,15 +189,12 @@ class ClipEmbedder:
 
     @torch.inference_mode()
     def embed_texts(self, texts: list[str]) -> np.ndarray:
-        if self.onnx_text is not None:
-            tokens = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_text_tokens,
-                                    return_tensors="np")
-            return _normalised(torch.from_numpy(self.onnx_text(tokens["input_ids"], tokens["attention_mask"])))
         tokens = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_text_tokens,
-                                return_tensors="pt").to(self.device)
-        pooled = self.model.text_model(input_ids=tokens["input_ids"],
-                                       attention_mask=tokens["attention_mask"]).pooler_output
-        return _normalised(self.model.text_projection(pooled))
+                                return_tensors="np")
+        if self.onnx_text is not None:
+            return _normalised(torch.from_numpy(self.onnx_text(tokens["input_ids"], tokens["attention_mask"])))
+        ids, mask = (torch.from_numpy(tokens[name]).to(self.device) for name in ("input_ids", "attention_mask"))
+        return _normalised(self.text_tower(ids, mask))
 
     def warm_up(self) -> None:
         """One dummy forward of each tower so the first real request does not pay for lazy set-up."""
