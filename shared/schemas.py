@@ -20,6 +20,12 @@ class FileError(BaseModel):
     reason: str
 
 
+class JobTextProgress(BaseModel):
+    read: int = Field(description="Indexed media whose text has been read (OCR), words found or not")
+    waiting: int = Field(description="Indexed media whose text is not read yet: searchable by CLIP meanwhile")
+    failed: int
+
+
 class JobStatus(BaseModel):
     id: str
     status: JobState
@@ -33,6 +39,8 @@ class JobStatus(BaseModel):
     failed: int
     errors: list[FileError] = Field(description="The first 200 failed files with their reasons; `failed` counts all")
     error: str | None = None
+    text: JobTextProgress | None = Field(None, description="The reading of the text in its media, in the background "
+                                                           "once they are indexed; null when OCR is off")
 
 
 class JobList(BaseModel):
@@ -121,6 +129,29 @@ def motion_url(media_id: int) -> str:
     return f"/media/{media_id}/motion"
 
 
+class TextLine(BaseModel):
+    text: str
+    confidence: float = Field(description="The OCR's confidence, 0 to 1")
+    box: list[list[float]] = Field(description="Four corners [x, y] as fractions of the frame's width and height "
+                                               "(the frame as served, upright)")
+
+
+class MatchedText(BaseModel):
+    words: list[str] = Field(description="The query's words found in the frame's text (normalised: lower case, "
+                                         "no accents)")
+    lines: list[TextLine] = Field(description="The lines they were found in")
+    quality: float = Field(description="How well the query's words were found, 0 to 1 (OCR mistakes and partial "
+                                       "words count less)")
+
+
+class FrameText(BaseModel):
+    frame_id: int
+    status: Literal["unread", "running", "read", "failed", "off"] = Field(
+        description="unread: not read yet (read in the background once indexed); off: OCR is switched off "
+                    "(MEDIASEARCH_OCR) and this frame was never read")
+    lines: list[TextLine]
+
+
 class SearchResult(BaseModel):
     frame_id: int
     media_id: int
@@ -134,6 +165,8 @@ class SearchResult(BaseModel):
     media_url: str
     moments: list[Moment] | None = Field(
         None, description="With group=video: every matching frame of this video, best first")
+    matched_text: MatchedText | None = Field(
+        None, description="Present when the frame was found (also) by the text read in it: the words and lines")
 
 
 class SearchResponse(BaseModel):

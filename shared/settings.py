@@ -182,6 +182,19 @@ class Settings(BaseSettings):
     # Search
     search_max_k: int = 1000
 
+    # The words in pictures (services/ingest_worker/ocr.py, shared/text_match.py). Each worker reads the
+    # text of every indexed photo and kept video frame in the background (one at a time, at a lower CPU
+    # priority than ingest), at up to ocr_max_side pixels on the longest side; lines below ocr_min_confidence
+    # are dropped. Search fuses CLIP's ranking with the text match (reciprocal rank fusion, the text list
+    # weighted search_text_weight) when the query's words are found at text_match_min_quality or better.
+    ocr: bool = True
+    ocr_max_side: int = Field(2048, ge=256, le=8192)
+    ocr_min_confidence: float = Field(0.5, ge=0, le=1)
+    ocr_max_attempts: int = Field(3, ge=1)
+    ocr_idle_poll_s: float = Field(2.0, gt=0)  # how often an idle reader looks for newly indexed media
+    text_match_min_quality: float = Field(0.75, gt=0, le=1)
+    search_text_weight: float = Field(2.0, ge=0)
+
     # Observability (shared/logs.py, shared/metrics.py). Logs: one line per event on stderr, "text" or
     # "json" (one JSON object a line: time, level, service, logger, message, request_id and job_id when
     # known). Metrics: Prometheus text at each service's /metrics; the gateway's (API key) covers them all.

@@ -109,3 +109,45 @@ def colour_change_clip(path: Path, *output: str) -> None:
 # embedded again: a query embedded alone and a frame embedded in a batch differ by ~1e-4 (an int8 pass
 # scales its activations per batch), below the gap between frames of different scenes.
 INT8_NOISE = 2e-3
+
+
+# -- pictures of words (OCR): rendered with the fonts Debian ships (fonts-dejavu-core, fonts-liberation) ------
+FONTS = ("/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf",
+         "/usr/share/fonts/truetype/liberation/LiberationSerif-Regular.ttf",
+         "/usr/share/fonts/truetype/dejavu/DejaVuSansMono.ttf",
+         "/usr/share/fonts/truetype/liberation/LiberationSans-Italic.ttf")
+
+
+def text_picture(words: str, font: str, size: int, angle: float, seed: int,
+                 canvas: tuple[int, int] = (1200, 900)) -> Image.Image:
+    """``words`` in dark ink on a light plate, turned by ``angle`` degrees, on a noisy background."""
+    from PIL import ImageDraw, ImageFont
+
+    rng = np.random.default_rng(seed)
+    background = rng.integers(60, 200, (canvas[1] // 8, canvas[0] // 8, 3), dtype=np.uint8)
+    picture = Image.fromarray(background).resize(canvas, Image.Resampling.BILINEAR)
+    face = ImageFont.truetype(font, size)
+    left, top, right, bottom = face.getbbox(words)
+    plate = Image.new("RGBA", (right - left + size, bottom - top + size), (245, 240, 225, 255))
+    ImageDraw.Draw(plate).text((size // 2 - left, size // 2 - top), words, font=face, fill=(20, 20, 30, 255))
+    plate = plate.rotate(angle, expand=True, resample=Image.Resampling.BICUBIC)
+    x = int(rng.integers(0, max(1, canvas[0] - plate.width)))
+    y = int(rng.integers(0, max(1, canvas[1] - plate.height)))
+    picture.paste(plate, (x, y), plate)
+    return picture
+
+
+def text_clip(path: Path, captions: list[str | None], size: tuple[int, int] = (960, 540)) -> None:
+    """A clip of one second per caption (None: no words), each second on a background of its own colour."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        for second, caption in enumerate(captions):
+            colour = ((second * 90) % 256, (80 + second * 50) % 256, (200 - second * 40) % 256)
+            frame = Image.new("RGB", size, colour)
+            if caption:
+                plate = text_picture(caption, FONTS[0], 72, 0, second, canvas=size)
+                frame = Image.blend(frame, plate, 0.85)
+            frame.save(Path(folder) / f"{second:03d}.png")
+        ffmpeg("-framerate", "1", "-i", str(Path(folder) / "%03d.png"), "-c:v", "libx264", "-pix_fmt", "yuv420p",
+               "-r", "25", "-g", "50", str(path))

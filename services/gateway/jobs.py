@@ -11,7 +11,7 @@ import anyio
 from services.gateway.state import Gateway
 from shared import catalog
 from shared.errors import NotFound
-from shared.schemas import JobStatus
+from shared.schemas import JobStatus, JobTextProgress
 
 TERMINAL_JOB_STATES = ("done", "failed", "cancelled")
 EVENT_POLL_SECONDS = 0.25
@@ -22,13 +22,20 @@ def job_status(gateway: Gateway, job_id: str) -> JobStatus:
     found = catalog.job_status(gateway.catalog(), job_id)
     if found is None:
         raise NotFound(f"no job with id {job_id!r}")
-    return JobStatus.model_validate(found)
+    return _with_text(gateway, JobStatus.model_validate(found))
 
 
 def recent_jobs(gateway: Gateway, limit: int) -> list[JobStatus]:
     conn = gateway.catalog()
     found = (catalog.job_status(conn, job_id) for job_id in catalog.recent_job_ids(conn, limit))
-    return [JobStatus.model_validate(status) for status in found if status is not None]
+    return [_with_text(gateway, JobStatus.model_validate(status)) for status in found if status is not None]
+
+
+def _with_text(gateway: Gateway, status: JobStatus) -> JobStatus:
+    """The job's status with how far the text in its media has been read (the job is done before that)."""
+    if gateway.settings.ocr:
+        status.text = JobTextProgress(**catalog.job_text_progress(gateway.catalog(), status.id)._asdict())
+    return status
 
 
 def cancel_job(gateway: Gateway, job_id: str) -> JobStatus:

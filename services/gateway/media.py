@@ -27,10 +27,12 @@ from shared.media_store import UnsafeNameError
 from shared.safe_open import OutsideRoots, RefusedFile, open_beneath
 from shared.schemas import (
     FrameInfo,
+    FrameText,
     MediaBulkDeleted,
     MediaDeleted,
     MediaInfo,
     MediaLocation,
+    TextLine,
     frame_url,
     media_url,
     motion_url,
@@ -79,6 +81,17 @@ def stored_path(gateway: Gateway, relative: str) -> Path:
 def frame_file(gateway: Gateway, frame_id: int) -> StoredFile:
     """The normalised JPEG of a frame."""
     return StoredFile(stored_path(gateway, frame_row(gateway, frame_id)["path"]), JPEG)
+
+
+def frame_text(gateway: Gateway, frame_id: int) -> FrameText:
+    """The lines read in a frame and its reading's state."""
+    found = catalog.frame_text(gateway.catalog(), frame_id)
+    if found is None:
+        raise NotFound(f"no frame with id {frame_id}")
+    status, lines = found
+    if status is None:
+        status = "unread" if gateway.settings.ocr else "off"
+    return FrameText(frame_id=frame_id, status=status, lines=[TextLine(**line) for line in lines])
 
 
 def thumb_file(gateway: Gateway, frame_id: int) -> StoredFile:

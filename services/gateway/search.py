@@ -5,6 +5,12 @@ whole-video vector, a frame whose catalog write is not visible yet) are dropped,
 the shards for more than it needs and asks again with a larger k until it has enough results or the
 shards have nothing more. Filters become an ``allow_rows`` list computed from the catalog and are
 applied inside the index search, so a filtered search still returns k results.
+
+A search by words also looks for them in the text read in frames (OCR; shared/text_match.py): frames whose
+text holds the query's words well enough are ranked by that, and the two rankings are fused by reciprocal
+rank fusion (score = 1/(60 + CLIP rank) + search_text_weight/(60 + text rank)), so a photo of a sign saying
+the words comes first; a query whose words no text holds ranks by CLIP alone. ``mode`` picks visual
+(CLIP only), text (text matches only) or both.
 """
 
 from __future__ import annotations
@@ -14,13 +20,14 @@ import sqlite3
 import time
 from dataclasses import dataclass, field, fields
 from datetime import UTC, date, datetime
+from typing import Literal
 
 import anyio
 import numpy as np
 
 from services.gateway.state import Gateway
 from services.gateway.timing import timed
-from shared import catalog
+from shared import catalog, text_match
 from shared.errors import (
     BadInput,
     Conflict,
@@ -33,11 +40,13 @@ from shared.errors import (
 from shared.schemas import (
     CompareHit,
     CompareRun,
+    MatchedText,
     Moment,
     SearchCompareRequest,
     SearchCompareResponse,
     SearchResponse,
     SearchResult,
+    TextLine,
     frame_url,
     media_url,
     thumb_url,
@@ -50,6 +59,9 @@ MAX_QUERY_CHARS = 1000
 MAX_NEAR_KM = 20_038  # half the Earth's circumference: everywhere
 DAY_S = 86_400
 ZERO_QUERY = "the query gives a zero vector; nothing to compare with"
+RRF_K = 60  # reciprocal rank fusion's constant (Cormack et al. 2009): ranks far down count little either way
+TEXT_CANDIDATES = 500  # frames the trigram index proposes for scoring, best bm25 first
+SearchMode = Literal["visual", "text", "both"]
 
 
 @dataclass(frozen=True)
@@ -145,6 +157,7 @@ class SearchOptions:
     group_videos: bool = False
     filters: Filters = field(default_factory=Filters)
     ef: int | None = None  # the index's search breadth (None: its default)
+    mode: SearchMode = "both"  # by words: CLIP, the text read in frames, or both fused
 
 
 @dataclass
@@ -157,13 +170,14 @@ class ShardHits:
 
 # -- the query -----------------------------------------------------------------------------------------
 def search_options(gateway: Gateway, k: int = 20, offset: int = 0, min_similarity: float | None = None,
-                   filters: Filters | None = None, group_videos: bool = False, ef: int | None = None) -> SearchOptions:
+                   filters: Filters | None = None, group_videos: bool = False, ef: int | None = None,
+                   mode: SearchMode = "both") -> SearchOptions:
     """Options checked against the settings and the catalog (a collection filter must name one)."""
     if k > gateway.settings.search_max_k:
         raise InvalidParameter(f"k must be between 1 and {gateway.settings.search_max_k}")
     filters = check_filters(gateway, filters or Filters())
     return SearchOptions(k=k, offset=offset, min_similarity=min_similarity, group_videos=group_videos,
-                         filters=filters, ef=ef)
+                         filters=filters, ef=ef, mode=mode)
 
 
 def query_text(q: str) -> str:
@@ -231,17 +245,68 @@ async def query_shards(gateway: Gateway, vector: np.ndarray, k: int, allow_rows:
     return ShardHits([r for r, _ in ranked], [s for _, s in ranked], asked.partial, exhausted)
 
 
+# -- the words read in frames ------------------------------------------------------------------------
+@dataclass(frozen=True)
+class TextHit:
+    row: int  # the frame's vector row
+    matched: MatchedText
+
+
+def find_text(gateway: Gateway, text: str, filters: Filters) -> list[TextHit]:
+    """Frames whose text holds the query's words well enough (text_match_min_quality), best first."""
+    words = text_match.query_words(text)
+    match = text_match.candidates_query(words)
+    if match is None:
+        return []
+    candidates = catalog.text_candidates(gateway.catalog(), match, TEXT_CANDIDATES, **filters.conditions())
+    found = []
+    for candidate in candidates:
+        scored = text_match.score(words, [line["text"] for line in candidate.lines],
+                                  gateway.settings.text_match_min_quality)
+        if scored is not None:
+            lines = [TextLine(**candidate.lines[index]) for index in scored.lines]
+            found.append(TextHit(candidate.vector_row, MatchedText(words=scored.words, lines=lines,
+                                                                   quality=round(scored.quality, 4))))
+    return sorted(found, key=lambda hit: -hit.matched.quality)  # stable: bm25's order among equals
+
+
+def stored_similarities(gateway: Gateway, vector: np.ndarray, rows: list[int]) -> dict[int, float]:
+    """Cosine of the query with the stored vectors of ``rows`` (text matches CLIP did not rank)."""
+    store = gateway.vectors_or_none()
+    if store is None or not rows:
+        return {}
+    vectors, _ = store.view()
+    present = [row for row in rows if row < len(vectors)]
+    similarities = np.asarray(vectors[present], dtype=np.float32) @ vector if present else []
+    return {row: float(similarity) for row, similarity in zip(present, similarities)}
+
+
+def fuse(hits: ShardHits, text: list[TextHit], text_similarities: dict[int, float], weight: float) -> ShardHits:
+    """CLIP's ranking and the text ranking as one, by reciprocal rank fusion."""
+    fused: dict[int, float] = {row: 1 / (RRF_K + rank) for rank, row in enumerate(hits.rows, 1)}
+    similarity = {**text_similarities, **dict(zip(hits.rows, hits.similarities))}
+    for rank, hit in enumerate(text, 1):
+        if hit.row in similarity:
+            fused[hit.row] = fused.get(hit.row, 0.0) + weight / (RRF_K + rank)
+    order = sorted(fused, key=lambda row: -fused[row])
+    return ShardHits(order, [similarity[row] for row in order], hits.partial, hits.exhausted)
+
+
 def to_results(hits: ShardHits, known: dict[int, sqlite3.Row], options: SearchOptions,
-               exclude_frames: frozenset[int]) -> list[SearchResult]:
-    """Results in rank order; with ``group_videos`` the frames of one video become one result."""
+               exclude_frames: frozenset[int], text: dict[int, MatchedText] | None = None) -> list[SearchResult]:
+    """Results in rank order; with ``group_videos`` the frames of one video become one result. ``text``: the
+    rows found by their text, with what matched (min_similarity does not apply to them)."""
+    text = text or {}
     results: list[SearchResult] = []
     by_video: dict[int, SearchResult] = {}
     for row, similarity in zip(hits.rows, hits.similarities):
         info = known.get(row)
         if info is None or info["frame_id"] in exclude_frames:
             continue
-        if options.min_similarity is not None and similarity < options.min_similarity:
-            break
+        if options.min_similarity is not None and similarity < options.min_similarity and row not in text:
+            if not text:
+                break
+            continue
         is_video = info["kind"] == "video"
         moment = Moment(frame_id=info["frame_id"], timestamp=info["timestamp"], similarity=similarity)
         if options.group_videos and is_video and info["media_id"] in by_video:
@@ -252,7 +317,7 @@ def to_results(hits: ShardHits, known: dict[int, sqlite3.Row], options: SearchOp
             timestamp=info["timestamp"], similarity=similarity, kind=info["kind"], name=info["name"],
             frame_url=frame_url(info["frame_id"]), thumb_url=thumb_url(info["frame_id"]),
             media_url=media_url(info["media_id"], info["kind"]),
-            moments=[moment] if options.group_videos and is_video else None)
+            moments=[moment] if options.group_videos and is_video else None, matched_text=text.get(row))
         if options.group_videos and is_video:
             by_video[info["media_id"]] = result
         results.append(result)
@@ -264,8 +329,17 @@ def known_rows(gateway: Gateway, rows: list[int]) -> dict[int, sqlite3.Row]:
 
 
 async def search_vector(gateway: Gateway, vector: np.ndarray, options: SearchOptions,
-                        exclude_frames: frozenset[int] = frozenset()) -> tuple[list[SearchResult], bool]:
-    """The page ``[offset, offset + k)`` of results for ``vector`` and whether a shard was missing."""
+                        exclude_frames: frozenset[int] = frozenset(),
+                        text: list[TextHit] | None = None) -> tuple[list[SearchResult], bool]:
+    """The page ``[offset, offset + k)`` of results for ``vector`` and whether a shard was missing; ``text``:
+    frames found by their text, fused with the index's ranking (mode both) or alone (mode text)."""
+    text_rows = {hit.row: hit.matched for hit in text or []}
+    text_similarities = (await anyio.to_thread.run_sync(stored_similarities, gateway, vector, list(text_rows))
+                         if text_rows else {})
+    if options.mode == "text":
+        hits = fuse(ShardHits([], [], False, True), text or [], text_similarities, 1.0)
+        known = await anyio.to_thread.run_sync(known_rows, gateway, hits.rows, limiter=gateway.search_reads)
+        return to_results(hits, known, options, exclude_frames, text_rows)[options.offset:options.offset + options.k], False
     allow_rows = None
     if options.filters.active:
         f = options.filters
@@ -279,8 +353,10 @@ async def search_vector(gateway: Gateway, vector: np.ndarray, options: SearchOpt
     while True:
         with timed("index"):
             hits = await query_shards(gateway, vector, fetch, allow_rows, options.ef)
+        if text:
+            hits = fuse(hits, text, text_similarities, gateway.settings.search_text_weight)
         known = await anyio.to_thread.run_sync(known_rows, gateway, hits.rows, limiter=gateway.search_reads)
-        results = to_results(hits, known, options, exclude_frames)
+        results = to_results(hits, known, options, exclude_frames, text_rows)
         below_threshold = (options.min_similarity is not None and hits.similarities
                            and hits.similarities[-1] < options.min_similarity)
         if len(results) >= wanted or hits.exhausted or below_threshold or fetch >= MAX_INDEX_K:
@@ -289,17 +365,27 @@ async def search_vector(gateway: Gateway, vector: np.ndarray, options: SearchOpt
 
 
 async def run_search(gateway: Gateway, query: str, vector: np.ndarray, options: SearchOptions,
-                     exclude_frames: frozenset[int] = frozenset()) -> SearchResponse:
-    results, partial = await search_vector(gateway, direction(vector), options, exclude_frames)
+                     exclude_frames: frozenset[int] = frozenset(), text: list[TextHit] | None = None) -> SearchResponse:
+    results, partial = await search_vector(gateway, direction(vector), options, exclude_frames, text)
     return SearchResponse(query=query, k=options.k, offset=options.offset, results=results, partial=partial)
 
 
 # -- the three ways to search -------------------------------------------------------------------------
 async def search_text(gateway: Gateway, text: str, options: SearchOptions) -> SearchResponse:
-    """By words (``text`` as query_text returns it)."""
-    with timed("embed"):
-        vector = await gateway.embedder.embed_text(text)
-    return await run_search(gateway, text, vector, options)
+    """By words (``text`` as query_text returns it): CLIP and the text read in frames, as ``options.mode``
+    says. The text is looked up while the query is embedded."""
+    found: list[TextHit] = []
+
+    async def look_up_text() -> None:
+        found.extend(await anyio.to_thread.run_sync(find_text, gateway, text, options.filters,
+                                                    limiter=gateway.search_reads))
+
+    async with anyio.create_task_group() as both:
+        if options.mode != "visual" and text_match.query_words(text):
+            both.start_soon(look_up_text)
+        with timed("embed"):
+            vector = await gateway.embedder.embed_text(text)
+    return await run_search(gateway, text, vector, options, text=found)
 
 
 async def search_image(gateway: Gateway, data: bytes, name: str, text: str | None,

@@ -9,7 +9,8 @@ worker. Each file sends its own frames (so a bad one fails alone) and the embedd
 the files waiting at once into one forward pass: worker_concurrency files in flight (twice the embedder's
 batch by default) keep its batches full. The threads share the process's HTTP clients, and worker_decode_slots (one per core by default) bound
 how many of the files in flight decode at once (WorkerResources). At start the worker repairs the vectors store (reconcile), starts its heartbeat and its reaper
-(liveness.py), and re-queues what an earlier process of its nodename held when it died.
+(liveness.py), and re-queues what an earlier process of its nodename held when it died. Unless OCR is off,
+a thread of its own reads the text in indexed media (ocr.py).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from celery.signals import celeryd_after_setup, setup_logging, task_received, wo
 
 from services.ingest_worker import isolation
 from services.ingest_worker.liveness import Heartbeat, Reaper
+from services.ingest_worker.ocr import TextReader
 from services.ingest_worker.pipeline import (
     AttemptDied,
     DiskFull,
@@ -46,7 +48,7 @@ log = logging.getLogger("mediasearch.ingest")
 settings = Settings()
 app = make_celery(settings)
 _per_thread = threading.local()
-_liveness: dict[str, Heartbeat | Reaper] = {}  # this worker process's, once it is set up
+_liveness: dict[str, Heartbeat | Reaper | TextReader] = {}  # this worker process's, once it is set up
 _shared: dict[str, WorkerResources] = {}
 _shared_lock = threading.Lock()
 
@@ -74,13 +76,18 @@ def start_worker(sender: str, **_) -> None:
     _liveness.update(heartbeat=heartbeat, reaper=reaper)
     reaper.start()
     isolation.start()
-    log.info("ingest worker %s: heartbeat every %.0f s; reaper every %.0f s", heartbeat.worker_id,
-             heartbeat.interval, reaper.interval)
+    if settings.ocr:  # the words in indexed media, read in the background (ocr.py)
+        _liveness["text_reader"] = TextReader(settings, heartbeat.worker_id, heartbeat.alive)
+        _liveness["text_reader"].start()
+    log.info("ingest worker %s: heartbeat every %.0f s; reaper every %.0f s; text in pictures %s",
+             heartbeat.worker_id, heartbeat.interval, reaper.interval, "read" if settings.ocr else "not read (OCR off)")
 
 
 @worker_shutdown.connect
 def stop_worker(**_) -> None:
     """A clean stop (its tasks finished or given back to the broker): the heartbeat goes at once."""
+    if "text_reader" in _liveness:
+        _liveness["text_reader"].stop(timeout=30)  # the item it reads is given back unless recorded by then
     if "reaper" in _liveness:
         _liveness["reaper"].stop()
         _liveness["heartbeat"].stop()

@@ -132,6 +132,44 @@ def _sample(container: av.container.InputContainer, stream: av.video.stream.Vide
     return VideoInfo(width, height, float(fps) if fps else None, duration, decoded, kept)
 
 
+_SEEK_AHEAD_S = 2.0  # a frame this far past the last one decoded is reached by seeking, nearer by decoding on
+
+
+def frames_at(path: Path, timestamps: list[float], max_side: int, max_pixels: int) -> Iterator[tuple[int, Image.Image]]:
+    """The frames that sample_video kept at ``timestamps`` (seconds, as it gave them), decoded again at up to
+    ``max_side`` pixels on the longest side, upright: ``(index in timestamps, frame)`` in time order. Each is
+    reached by seeking to the keyframe before it (or by decoding on, when it is near), then decoding up to
+    it. Raises BadInput for a video that cannot be read."""
+    try:
+        container = av.open(str(path), metadata_errors="ignore")
+    except av.FFmpegError as exc:
+        raise BadInput(f"not a readable video ({_reason(exc)})") from exc
+    with container:
+        if not container.streams.video:
+            raise BadInput("not a readable video (no video stream)")
+        stream = container.streams.video[0]
+        if stream.codec_context.width * stream.codec_context.height > max_pixels:
+            raise BadInput(f"video frames over the limit of {max_pixels} pixels")
+        stream.thread_type = "AUTO"
+        start, time_base = stream.start_time or 0, stream.time_base
+        decoded: Iterator[av.VideoFrame] = iter(())
+        position = math.inf  # the time of the last frame decoded: none yet
+        try:
+            for index, wanted in sorted(enumerate(timestamps), key=lambda pair: pair[1]):
+                if not position <= wanted <= position + _SEEK_AHEAD_S:
+                    container.seek(start + int(wanted / time_base), stream=stream, backward=True, any_frame=False)
+                    decoded = container.decode(stream)
+                for frame in decoded:
+                    if frame.pts is None:
+                        continue
+                    position = float((frame.pts - start) * time_base)
+                    if position + _EPSILON_S >= wanted:
+                        yield index, _upright_rgb(frame, max_side)
+                        break
+        except av.FFmpegError as exc:
+            raise BadInput(f"not a readable video ({_reason(exc)})") from exc
+
+
 def _check_pixels(pixels: int, policy: SamplingPolicy) -> None:
     if pixels > policy.max_pixels:
         raise BadInput(f"video frames of {pixels} pixels exceed the limit of {policy.max_pixels} "

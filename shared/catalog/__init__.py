@@ -64,6 +64,20 @@ from shared.catalog.collections import (
     rename_collection,
 )
 from shared.catalog.core import transaction
+from shared.catalog.frame_text import (
+    TextCandidate,
+    TextLine,
+    TextProgress,
+    TextStatus,
+    claim_unread,
+    frame_text,
+    frames_text,
+    job_text_progress,
+    record_text,
+    release_text,
+    text_candidates,
+    text_failed,
+)
 from shared.catalog.jobs import (
     LIVE_ITEM_STATES,
     MAX_LISTED_ERRORS,
@@ -181,4 +195,7 @@ __all__ = [
     "months", "timeline_page",
     # Live Photos: a photo's motion clip
     "set_item_motions", "set_motion_path",
+    # the words in frames (OCR): frame_text and its trigram index
+    "TextCandidate", "TextLine", "TextProgress", "TextStatus", "claim_unread", "frame_text", "frames_text",
+    "job_text_progress", "record_text", "release_text", "text_candidates", "text_failed",
 ]

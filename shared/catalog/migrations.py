@@ -278,6 +278,29 @@ CREATE INDEX IF NOT EXISTS visual_pairs_b ON visual_pairs(b);  -- deleting media
 ALTER TABLE media ADD COLUMN visual_row INTEGER;
 """
 
+_V10 = """
+-- The words in each frame (services/ingest_worker/ocr.py), read in the background once media is indexed.
+ALTER TABLE media ADD COLUMN text_status TEXT;       -- NULL: not read yet | running | read | failed
+ALTER TABLE media ADD COLUMN text_claimed_by TEXT;   -- the worker reading it (running)
+ALTER TABLE media ADD COLUMN text_attempts INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE media ADD COLUMN text_reason TEXT;       -- why it could not be read (failed)
+CREATE INDEX IF NOT EXISTS media_text_unread ON media(id) WHERE text_status IS NULL OR text_status = 'running';
+CREATE TABLE IF NOT EXISTS frame_text (   -- a frame's lines of text; frames without text have no row
+    frame_id INTEGER PRIMARY KEY REFERENCES frames(id) ON DELETE CASCADE,
+    search_text TEXT NOT NULL,    -- the lines joined, normalised (shared/text_match.py): what is indexed
+    lines TEXT NOT NULL           -- JSON [{text, confidence, box: [[x, y] x 4] as fractions of the upright frame}]
+);
+-- Substring search that tolerates OCR's mistakes: trigrams of the text, kept in step by the triggers.
+CREATE VIRTUAL TABLE IF NOT EXISTS frame_text_search USING fts5(
+    search_text, content='frame_text', content_rowid='frame_id', tokenize='trigram');
+CREATE TRIGGER IF NOT EXISTS frame_text_added AFTER INSERT ON frame_text BEGIN
+    INSERT INTO frame_text_search(rowid, search_text) VALUES (NEW.frame_id, NEW.search_text);
+END;
+CREATE TRIGGER IF NOT EXISTS frame_text_removed AFTER DELETE ON frame_text BEGIN
+    INSERT INTO frame_text_search(frame_text_search, rowid, search_text) VALUES ('delete', OLD.frame_id, OLD.search_text);
+END;
+"""
+
 STEPS: tuple[Step, ...] = (
     sql_step(1, "jobs, job items, media, frames", _V1),
     sql_step(2, "video_vectors: one pooled vector per video", _V2),
@@ -289,6 +312,8 @@ STEPS: tuple[Step, ...] = (
                 "job_items.motion_path", _V7),
     sql_step(8, "libraries, locations; jobs.library_id, job_items.location_id", _V8),
     sql_step(9, "indexes on the perceptual hash's bands; visual_pairs, media.visual_row", _V9),
+    sql_step(10, "media.text_status, text_claimed_by, text_attempts, text_reason; frame_text and its trigram index",
+             _V10),
 )
 SCHEMA_VERSION = STEPS[-1].version
 

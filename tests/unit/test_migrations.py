@@ -144,7 +144,7 @@ def test_a_version_3_catalog_with_rows_everywhere_is_upgraded_without_loss(v3_pa
     assert {row[0] for row in conn.execute("SELECT library_id FROM jobs")} == {None}
     assert {row[0] for row in conn.execute("SELECT location_id FROM job_items")} == {None}
     upgraded = schema(conn)
-    altered = {"job_items", "media", "jobs"}  # by steps 5, 7 and 8 (their new columns are checked above and below)
+    altered = {"job_items", "media", "jobs"}  # by steps 5, 7, 8 and 10 (their new columns are checked above and below)
     assert {name: sql for name, sql in upgraded.items() if name in old_schema and name not in altered} == {
         name: sql for name, sql in old_schema.items() if name not in altered}
     assert set(upgraded) - set(old_schema) == {
@@ -153,7 +153,10 @@ def test_a_version_3_catalog_with_rows_everywhere_is_upgraded_without_loss(v3_pa
         "media_taken", "media_camera",  # step 7
         "libraries", "locations", "locations_sha", "locations_media", "locations_failed", "job_items_location",  # step 8
         "media_phash_band0", "media_phash_band1", "media_phash_band2", "media_phash_band3", "visual_pairs",
-        "visual_pairs_b"}  # step 9
+        "visual_pairs_b",  # step 9
+        "media_text_unread", "frame_text", "frame_text_added", "frame_text_removed", "frame_text_search",
+        "frame_text_search_config", "frame_text_search_data", "frame_text_search_docsize",
+        "frame_text_search_idx"}  # step 10 (FTS5 keeps its index in shadow tables)
     fresh = catalog.connect(tmp_path / "fresh.sqlite3")
     assert schema(fresh) == upgraded  # an upgraded catalog and a new one are the same catalog
     fresh.close()

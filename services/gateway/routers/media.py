@@ -17,6 +17,7 @@ from shared.schemas import (
     BrowsePage,
     CameraList,
     ErrorBody,
+    FrameText,
     MediaBulkDeleted,
     MediaDeleted,
     MediaIds,
@@ -45,6 +46,12 @@ def immutable_file(request: Request, gateway: Gateway, file: StoredFile) -> Resp
 def get_frame(frame_id: int, request: Request, gateway: GatewayDep) -> Response:
     """The normalised JPEG of a frame (a photo, or one moment of a video)."""
     return immutable_file(request, gateway, media.frame_file(gateway, frame_id))
+
+
+@router.get("/frame/{frame_id}/text", response_model=FrameText)
+def get_frame_text(frame_id: int, gateway: GatewayDep) -> FrameText:
+    """The text read in a frame (OCR), line by line with boxes, and whether it has been read yet."""
+    return media.frame_text(gateway, frame_id)
 
 
 @router.get("/thumb/{frame_id}", response_class=Response, responses=_JPEG)

@@ -10,7 +10,7 @@ from starlette.concurrency import run_in_threadpool
 
 from services.gateway import search
 from services.gateway.routers.deps import GatewayDep
-from services.gateway.search import MAX_EF, Filters, SearchOptions
+from services.gateway.search import MAX_EF, Filters, SearchMode, SearchOptions
 from shared.schemas import ErrorBody, SearchCompareRequest, SearchCompareResponse, SearchResponse
 
 router = APIRouter(prefix="/search", tags=["search"],
@@ -62,9 +62,11 @@ async def search_options(
                      Query(description="`video`: one result per video, with its matching moments")] = None,
     ef: Annotated[int | None, Query(ge=1, le=MAX_EF, description="Index search breadth: higher finds more of the "
                                                                   "true nearest, slower (default: the index's)")] = None,
+    mode: Annotated[SearchMode, Query(description="By words: `visual` (CLIP only), `text` (only frames whose text, "
+                                                  "read by OCR, holds the words) or `both`, fused")] = "both",
 ) -> SearchOptions:
     options = partial(search.search_options, gateway, k=k, offset=offset, min_similarity=min_similarity,
-                      filters=filters, group_videos=group == "video", ef=ef)
+                      filters=filters, group_videos=group == "video", ef=ef, mode=mode)
     # A collection filter is checked in the catalog: a thread; otherwise nothing blocks the event loop.
     return options() if filters.collection is None else await run_in_threadpool(options)
 
@@ -75,7 +77,8 @@ Options = Annotated[SearchOptions, Depends(search_options)]
 @router.get("", response_model=SearchResponse)
 async def search_text(q: Annotated[str, Query(description="What to look for, in words")], options: Options,
                       gateway: GatewayDep) -> SearchResponse:
-    """Text search over every indexed photo and video frame, best match first."""
+    """Search by words over every indexed photo and video frame, best match first: CLIP's similarity fused with
+    the text read in the frames (`mode`); a result found by its text says so in `matched_text`."""
     return await search.search_text(gateway, search.query_text(q), options)
 
 

@@ -1,0 +1,145 @@
+"""Table ``frame_text`` and its trigram index ``frame_text_search``: the words read in each frame (OCR), and
+the reading's state on ``media`` (text_status).
+
+Media are read in the background once indexed (services/ingest_worker/ocr.py): a reader claims one item
+(``claim_unread``), reads all its frames and records their lines at once (``record_text``). A claim held
+by a worker that is no longer alive is taken over; an item whose reading was started ``max_attempts``
+times (a reader that died on it each time) fails with the reason.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable
+from enum import StrEnum
+from typing import NamedTuple, TypedDict
+
+from shared.catalog.core import transaction
+from shared.catalog.media import MediaRow, MediaStatus
+from shared.catalog.vector_rows import media_conditions
+
+CLAIM_LOOKAHEAD = 64  # unread items looked at per claim (those another live worker holds are skipped)
+
+
+class TextStatus(StrEnum):
+    RUNNING = "running"
+    READ = "read"
+    FAILED = "failed"
+
+
+class TextLine(TypedDict):
+    text: str
+    confidence: float
+    box: list[list[float]]  # four corners (x, y) as fractions of the upright frame's width and height
+
+
+class TextProgress(NamedTuple):
+    read: int  # media whose text was read (with or without words found)
+    waiting: int  # indexed media not read yet
+    failed: int
+
+
+class TextCandidate(NamedTuple):
+    frame_id: int
+    vector_row: int
+    lines: list[TextLine]
+
+
+def claim_unread(conn: sqlite3.Connection, worker_id: str, alive: Callable[[str], bool],
+                 max_attempts: int) -> MediaRow | None:
+    """Claim the oldest indexed media whose text is not read (or whose reader died) for ``worker_id``."""
+    with transaction(conn):
+        for row in conn.execute(
+                "SELECT * FROM media WHERE (text_status IS NULL OR text_status = 'running') AND status = ? "
+                "ORDER BY id LIMIT ?", (MediaStatus.INDEXED, CLAIM_LOOKAHEAD)).fetchall():
+            holder = row["text_claimed_by"]
+            if row["text_status"] == TextStatus.RUNNING and holder != worker_id and alive(holder):
+                continue
+            if row["text_attempts"] >= max_attempts:
+                conn.execute("UPDATE media SET text_status=?, text_claimed_by=NULL, text_reason=? WHERE id=?",
+                             (TextStatus.FAILED, f"gave up: its reading was started {row['text_attempts']} "
+                                                 "times and never finished", row["id"]))
+                continue
+            conn.execute("UPDATE media SET text_status=?, text_claimed_by=?, text_attempts=text_attempts+1 "
+                         "WHERE id=?", (TextStatus.RUNNING, worker_id, row["id"]))
+            return MediaRow(**row)
+    return None
+
+
+def record_text(conn: sqlite3.Connection, media_id: int, worker_id: str, lines: dict[int, list[TextLine]],
+                search_text: Callable[[list[TextLine]], str]) -> bool:
+    """Record the lines read in each frame of a media item (``{frame id: lines}``; frames without words may be
+    left out) and mark it read; False (nothing written) when it was deleted or taken over meanwhile."""
+    with transaction(conn):
+        if not _holds(conn, media_id, worker_id):
+            return False
+        frames = [row[0] for row in conn.execute("SELECT id FROM frames WHERE media_id=?", (media_id,))]
+        conn.executemany("DELETE FROM frame_text WHERE frame_id=?", [(f,) for f in frames])
+        conn.executemany("INSERT INTO frame_text (frame_id, search_text, lines) VALUES (?, ?, ?)",
+                         [(f, search_text(lines[f]), json.dumps(lines[f])) for f in frames if lines.get(f)])
+        conn.execute("UPDATE media SET text_status=?, text_claimed_by=NULL, text_reason=NULL WHERE id=?",
+                     (TextStatus.READ, media_id))
+    return True
+
+
+def text_failed(conn: sqlite3.Connection, media_id: int, worker_id: str, reason: str) -> None:
+    with transaction(conn):
+        if _holds(conn, media_id, worker_id):
+            conn.execute("UPDATE media SET text_status=?, text_claimed_by=NULL, text_reason=? WHERE id=?",
+                         (TextStatus.FAILED, reason[:500], media_id))
+
+
+def release_text(conn: sqlite3.Connection, media_id: int, worker_id: str) -> None:
+    """Give a claimed item back unread, its attempt not counted (the worker is stopping)."""
+    with transaction(conn):
+        if _holds(conn, media_id, worker_id):
+            conn.execute("UPDATE media SET text_status=NULL, text_claimed_by=NULL, text_attempts=text_attempts-1 "
+                         "WHERE id=?", (media_id,))
+
+
+def _holds(conn: sqlite3.Connection, media_id: int, worker_id: str) -> bool:
+    return conn.execute("SELECT 1 FROM media WHERE id=? AND text_status=? AND text_claimed_by=?",
+                        (media_id, TextStatus.RUNNING, worker_id)).fetchone() is not None
+
+
+def frame_text(conn: sqlite3.Connection, frame_id: int) -> tuple[str | None, list[TextLine]] | None:
+    """A frame's reading state (its media's text_status, with NULL for not read yet) and its lines; None for
+    an unknown frame."""
+    found = conn.execute(
+        "SELECT media.text_status, frame_text.lines FROM frames JOIN media ON media.id = frames.media_id "
+        "LEFT JOIN frame_text ON frame_text.frame_id = frames.id WHERE frames.id=?", (frame_id,)).fetchone()
+    if found is None:
+        return None
+    return found["text_status"], json.loads(found["lines"]) if found["lines"] else []
+
+
+def frames_text(conn: sqlite3.Connection, frame_ids: list[int]) -> dict[int, list[TextLine]]:
+    """The lines of each of these frames that has words."""
+    found = conn.execute(f"SELECT frame_id, lines FROM frame_text WHERE frame_id IN ({','.join('?' * len(frame_ids))})",
+                         frame_ids) if frame_ids else []
+    return {row["frame_id"]: json.loads(row["lines"]) for row in found}
+
+
+def text_candidates(conn: sqlite3.Connection, match: str, limit: int, **filters) -> list[TextCandidate]:
+    """Embedded frames whose text matches the FTS5 expression ``match`` (shared/text_match.py's
+    candidates_query), best bm25 rank first, among the media passing ``filters`` (media_conditions')."""
+    conditions, params = media_conditions(conn, **filters)
+    where = " AND ".join(["frame_text_search MATCH ?", "frames.vector_row IS NOT NULL", *conditions])
+    found = conn.execute(
+        "SELECT frame_text.frame_id, frames.vector_row, frame_text.lines FROM frame_text_search "
+        "JOIN frame_text ON frame_text.frame_id = frame_text_search.rowid "
+        "JOIN frames ON frames.id = frame_text.frame_id JOIN media ON media.id = frames.media_id "
+        f"WHERE {where} ORDER BY frame_text_search.rank LIMIT ?", [match, *params, limit])
+    return [TextCandidate(row["frame_id"], row["vector_row"], json.loads(row["lines"])) for row in found]
+
+
+def job_text_progress(conn: sqlite3.Connection, job_id: str) -> TextProgress:
+    """How far the text of a job's indexed media (its own and the duplicates it matched) has been read."""
+    counts = dict(conn.execute(
+        "SELECT COALESCE(media.text_status, ''), COUNT(*) FROM media WHERE media.status = ? AND media.id IN "
+        "(SELECT media_id FROM job_items WHERE job_id = ? AND media_id IS NOT NULL) "
+        "GROUP BY COALESCE(media.text_status, '')", (MediaStatus.INDEXED, job_id)).fetchall())
+    return TextProgress(read=counts.get(TextStatus.READ, 0),
+                        waiting=counts.get("", 0) + counts.get(TextStatus.RUNNING, 0),
+                        failed=counts.get(TextStatus.FAILED, 0))
