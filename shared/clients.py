@@ -248,6 +248,9 @@ class AsyncEmbedderClient:
     async def embed_text(self, text: str) -> np.ndarray:
         return _text_vectors(await self._call("POST", "/embed/text", json={"texts": [text]}))[0]
 
+    async def embed_texts(self, texts: list[str]) -> np.ndarray:
+        return _text_vectors(await self._call("POST", "/embed/text", json={"texts": texts}))
+
     async def embed_query_image(self, data: bytes, filename: str = "query") -> np.ndarray:
         form = aiohttp.FormData()
         form.add_field("file", data, filename=filename, content_type="application/octet-stream")

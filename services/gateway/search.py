@@ -37,6 +37,7 @@ from shared.errors import (
     Unavailable,
     too_large_message,
 )
+from shared.query_terms import QueryTerms, parse_query
 from shared.schemas import (
     CompareHit,
     CompareRun,
@@ -206,9 +207,19 @@ def direction(vector: np.ndarray) -> np.ndarray:
         raise BadInput(ZERO_QUERY) from None
 
 
-def combine(vectors: list[np.ndarray]) -> np.ndarray:
-    """Text and image queries together: the mean of the normalised vectors, normalised again."""
-    return direction(np.mean([direction(v) for v in vectors], axis=0))
+def query_terms(text: str) -> QueryTerms:
+    """The terms of a query (query_text's): what to look for and what to subtract; InvalidParameter when
+    nothing is left to look for."""
+    try:
+        return parse_query(text)
+    except ValueError as error:
+        raise InvalidParameter(str(error)) from None
+
+
+async def words_vector(gateway: Gateway, terms: QueryTerms) -> np.ndarray:
+    """The words' direction minus each subtracted concept's (rclip's arithmetic), in one embedder call."""
+    vectors = await gateway.embedder.embed_texts([terms.text, *terms.minus])
+    return direction(direction(vectors[0]) - sum((direction(v) for v in vectors[1:]), np.zeros_like(vectors[0])))
 
 
 def frame_vector(gateway: Gateway, frame_id: int) -> np.ndarray:
@@ -372,34 +383,37 @@ async def run_search(gateway: Gateway, query: str, vector: np.ndarray, options: 
 
 # -- the three ways to search -------------------------------------------------------------------------
 async def search_text(gateway: Gateway, text: str, options: SearchOptions) -> SearchResponse:
-    """By words (``text`` as query_text returns it): CLIP and the text read in frames, as ``options.mode``
-    says. The text is looked up while the query is embedded."""
+    """By words (``text`` as query_text returns it, minus terms and all): CLIP and the text read in frames,
+    as ``options.mode`` says. The text is looked up while the query is embedded."""
+    terms = query_terms(text)
     found: list[TextHit] = []
 
     async def look_up_text() -> None:
-        found.extend(await anyio.to_thread.run_sync(find_text, gateway, text, options.filters,
+        found.extend(await anyio.to_thread.run_sync(find_text, gateway, terms.text, options.filters,
                                                     limiter=gateway.search_reads))
 
     async with anyio.create_task_group() as both:
-        if options.mode != "visual" and text_match.query_words(text):
+        if options.mode != "visual" and text_match.query_words(terms.text):
             both.start_soon(look_up_text)
         with timed("embed"):
-            vector = await gateway.embedder.embed_text(text)
+            vector = await (words_vector(gateway, terms) if terms.minus else gateway.embedder.embed_text(terms.text))
     return await run_search(gateway, text, vector, options, text=found)
 
 
 async def search_image(gateway: Gateway, data: bytes, name: str, text: str | None,
-                       options: SearchOptions) -> SearchResponse:
-    """By an example image; with ``text``, by the image and the words together."""
+                       options: SearchOptions, text_weight: float = 0.5) -> SearchResponse:
+    """By an example image; with ``text`` (query_text's, minus terms and all), by the image and the words
+    together, the words' direction weighted ``text_weight`` and the image's the rest."""
     check_query_image_size(gateway, len(data))
     if not data:
         raise BadInput("the query image is empty (0 bytes)")
+    terms = query_terms(text) if text is not None else None
     with timed("embed"):
-        vectors = [await gateway.embedder.embed_query_image(data, name)]
-        if text is not None:
-            vectors.append(await gateway.embedder.embed_text(text))
+        vector = direction(await gateway.embedder.embed_query_image(data, name))
+        if terms is not None:
+            vector = (1 - text_weight) * vector + text_weight * await words_vector(gateway, terms)
     label = f"image:{name}" + (f" + {text}" if text else "")
-    return await run_search(gateway, label, combine(vectors), options)
+    return await run_search(gateway, label, vector, options)
 
 
 async def search_similar(gateway: Gateway, frame_id: int, options: SearchOptions) -> SearchResponse:

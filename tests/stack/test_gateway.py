@@ -143,9 +143,44 @@ def test_more_like_this_and_text_plus_image(live_stack, photo_job):
     assert reply["query"].endswith("+ a photo")
     combined = {r["frame_id"]: r["similarity"] for r in reply["results"]}
     assert len(combined) == 12 and set(combined) == set(by_image) == set(by_text)
-    norm = float(np.median([(by_image[f] + by_text[f]) / combined[f] for f in combined]))
-    for frame_id, similarity in combined.items():
-        assert similarity * norm == pytest.approx(by_image[frame_id] + by_text[frame_id], abs=2e-3)
+    assert_linear(combined, {f: by_image[f] + by_text[f] for f in combined})
+    # Weighted: the words' share of the query is text_weight.
+    weighted = live_stack.client.post("/search/image", files={"file": ("q.jpg", query)},
+                                      data={"q": "a photo", "text_weight": "0.8"}, params=scope).json()["results"]
+    assert_linear({r["frame_id"]: r["similarity"] for r in weighted},
+                  {f: 0.2 * by_image[f] + 0.8 * by_text[f] for f in combined})
+    refused = live_stack.client.post("/search/image", files={"file": ("q.jpg", query)},
+                                     data={"q": "a photo", "text_weight": "2"})
+    assert refused.status_code == 422 and "text_weight" in refused.text
+
+
+def assert_linear(similarities: dict[int, float], expected: dict[int, float]) -> None:
+    """Each similarity is the expected combination of others up to one positive factor (the combined query
+    vector's length before it was normalised), fitted by least squares."""
+    assert set(similarities) == set(expected)
+    frames = sorted(similarities)
+    got, want = (np.array([values[f] for f in frames]) for values in (similarities, expected))
+    factor = float(got @ want / (got @ got))
+    assert factor > 0 and np.allclose(got * factor, want, atol=2e-3), (got * factor, want)
+
+
+def test_a_minus_term_subtracts_its_concept(live_stack, photo_job):
+    """`a photo -dog`: the query is u("a photo") - u("dog"), normalised."""
+    scope = {"k": 12, "folder": photo_job["folder"]}
+
+    def similarities(q: str) -> dict[int, float]:
+        reply = live_stack.client.get("/search", params={"q": q, **scope})
+        assert reply.status_code == 200, reply.text
+        return {r["frame_id"]: r["similarity"] for r in reply.json()["results"]}
+
+    photo, dog = similarities("a photo"), similarities("dog")
+    without = similarities("a photo -dog")
+    assert set(photo) == set(dog) == set(without)
+    assert_linear(without, {f: photo[f] - dog[f] for f in without})
+    assert similarities('a "photo -dog"') != without  # quoted: words to look for, minus and all
+    for q in ("-dog", '-"a dog" -cat'):
+        reply = live_stack.client.get("/search", params={"q": q})
+        assert reply.status_code == 422 and "subtract" in reply.json()["detail"]
 
 
 @pytest.fixture(scope="module")

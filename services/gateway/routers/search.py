@@ -75,7 +75,9 @@ Options = Annotated[SearchOptions, Depends(search_options)]
 
 
 @router.get("", response_model=SearchResponse)
-async def search_text(q: Annotated[str, Query(description="What to look for, in words")], options: Options,
+async def search_text(q: Annotated[str, Query(description="What to look for, in words; `-word` or `-\"a phrase\"` "
+                                                       "subtracts a concept (`beach -people`), quotes keep text "
+                                                       "literal")], options: Options,
                       gateway: GatewayDep) -> SearchResponse:
     """Search by words over every indexed photo and video frame, best match first: CLIP's similarity fused with
     the text read in the frames (`mode`); a result found by its text says so in `matched_text`."""
@@ -85,13 +87,16 @@ async def search_text(q: Annotated[str, Query(description="What to look for, in 
 @router.post("/image", response_model=SearchResponse, responses={400: {"model": ErrorBody}, 413: {"model": ErrorBody}})
 async def search_image(file: Annotated[UploadFile, File(description="The query image")], options: Options,
                        gateway: GatewayDep,
-                       q: Annotated[str | None, Form(description="Optional words to combine with the image")] = None,
+                       q: Annotated[str | None, Form(description="Optional words to combine with the image "
+                                                                  "(minus terms subtract, as in GET /search)")] = None,
+                       text_weight: Annotated[float, Form(ge=0, le=1, description="With `q`: the words' share of the "
+                                                          "query, the image having the rest")] = 0.5,
                        ) -> SearchResponse:
     """Search by an example image; with `q`, by the image and the words together."""
     text = search.query_text(q) if q and q.strip() else None  # a form's empty text box means "no words"
     search.check_query_image_size(gateway, file.size)
     data = await file.read()
-    return await search.search_image(gateway, data, file.filename or "query image", text, options)
+    return await search.search_image(gateway, data, file.filename or "query image", text, options, text_weight)
 
 
 @router.get("/similar/{frame_id}", response_model=SearchResponse,
