@@ -116,7 +116,8 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="bench-ingest-") as tmp:
         env = stack_env(Path(tmp) / "data", Path(args.model), MEDIASEARCH_TORCH_THREADS="0",
-                        MEDIASEARCH_RATE_LIMIT_UPLOAD_PER_MIN="0", **overrides)
+                        MEDIASEARCH_RATE_LIMIT_UPLOAD_PER_MIN="0", MEDIASEARCH_OCR="0",  # OCR: make bench-ocr
+                        **overrides)
         logs = REPO / "test-output" / "bench-ingest-logs"  # kept after the run (the data dir is not)
         shutil.rmtree(logs, ignore_errors=True)
         stack = Stack(env=env, log_dir=logs)

@@ -116,6 +116,8 @@ def stack_env(data_dir: Path, model_dir: Path, **extra: str) -> dict[str, str]:
         "MEDIASEARCH_INGEST_ROOTS": str(SHARED_DATA),
         "MEDIASEARCH_INTERNAL_SECRET": TEST_INTERNAL_SECRET,
         "MEDIASEARCH_API_KEY": TEST_API_KEY,
+        # Reading text costs ~1 s of CPU a picture; only the stacks that test it (OCR=1) pay for it.
+        "MEDIASEARCH_OCR": "0",
     }
     env.pop("MEDIASEARCH_REDIS_URL", None)
     env.update(extra)

@@ -20,7 +20,7 @@ READ_S = 300  # reading ~10 pictures on a loaded 2-core machine, after the job i
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory, tiny_clip_dir):
     tmp = tmp_path_factory.mktemp("text-stack")
-    with running_stack(tmp, tiny_clip_dir, "text-search") as running:
+    with running_stack(tmp, tiny_clip_dir, "text-search", MEDIASEARCH_OCR="1") as running:
         clip = tmp / "walk.mp4"
         text_clip(clip, [None, None, CLIP_WORD, None])
         files = [(f"sign-{index}.jpg", jpeg(text_picture(words, font, size, angle, index)))
