@@ -52,6 +52,10 @@ const jobs = new JobsPanel({
       search.loadCameras();
     }
   },
+  // the words in its pictures are searchable now: a search by words may find more
+  onTextRead: () => {
+    if (search.hasQuery() && search.mode !== "visual") search.refresh();
+  },
 });
 
 const libraries = new LibrariesPanel($("libraries-panel"), {

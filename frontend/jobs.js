@@ -1,5 +1,6 @@
 // The jobs panel: recent jobs with live progress from server-sent events, falling back to polling
-// when the event stream is unavailable.
+// when the event stream is unavailable; and how far the text in their media has been read (OCR), which
+// goes on in the background after a job is done (then polled until every file is read).
 
 import { apiFetch, apiUrl } from "./api.js";
 import { el, formatAge, plural } from "./format.js";
@@ -7,15 +8,21 @@ import { el, formatAge, plural } from "./format.js";
 const FINISHED = new Set(["done", "failed", "cancelled"]);
 const POLL_MS = 1000;
 const POLL_MAX_MS = 10000;
+const TEXT_POLL_MS = 2000;
 const STATUS_LABELS = { queued: "Queued", running: "Indexing", done: "Done", failed: "Failed", cancelled: "Cancelled" };
 
 export const isFinished = (job) => FINISHED.has(job.status);
+/** The text in the job's media is still being read (null `text`: OCR is off). */
+export const isReadingText = (job) => Boolean(job.text && job.text.waiting > 0);
+/** Nothing more to follow: indexed, and its text read. */
+const isSettled = (job) => isFinished(job) && !isReadingText(job);
 
 export class JobsPanel {
-  constructor({ list, empty, onFinished, onError }) {
+  constructor({ list, empty, onFinished, onTextRead = () => {}, onError }) {
     this.list = list;
     this.empty = empty;
     this.onFinished = onFinished;
+    this.onTextRead = onTextRead;
     this.onError = onError;
     this.jobs = new Map(); // id -> {job, view, stop}
     // Keep "5 min ago" true while the page stays open.
@@ -54,19 +61,26 @@ export class JobsPanel {
     this.empty.hidden = true;
     entry.view.render(job);
     if (!isFinished(job)) this.follow(entry);
+    else if (isReadingText(job)) this.poll(entry, TEXT_POLL_MS);
   }
 
   update(job) {
     const entry = this.jobs.get(job.id);
     if (!entry) return;
     const wasFinished = isFinished(entry.job);
+    const wasReading = isReadingText(entry.job);
     entry.job = job;
     entry.view.render(job);
-    if (isFinished(job)) {
-      if (entry.stop) entry.stop();
+    if (isFinished(job) && !wasFinished) {
+      if (entry.stop) entry.stop(); // the event stream ends with the job: the text is polled after it
       entry.stop = null;
-      if (!wasFinished) this.onFinished(job);
+      this.onFinished(job);
+      if (isReadingText(job)) this.poll(entry, TEXT_POLL_MS);
+    } else if (isSettled(job) && entry.stop) {
+      entry.stop();
+      entry.stop = null;
     }
+    if (wasReading && !isReadingText(job)) this.onTextRead(job);
   }
 
   follow(entry) {
@@ -91,11 +105,11 @@ export class JobsPanel {
     });
   }
 
-  poll(entry) {
+  poll(entry, interval = POLL_MS) {
     const id = entry.job.id;
     let timer = null;
     let stopped = false;
-    let delay = POLL_MS;
+    let delay = interval;
     entry.stop = () => {
       stopped = true;
       clearTimeout(timer);
@@ -103,13 +117,13 @@ export class JobsPanel {
     const tick = async () => {
       try {
         this.update(await apiFetch(`jobs/${encodeURIComponent(id)}`));
-        delay = POLL_MS;
+        delay = interval;
         entry.view.setConnection("");
       } catch (error) {
         delay = Math.min(delay * 2, POLL_MAX_MS);
         entry.view.setConnection(`Progress unavailable (${error.message}); retrying…`);
       }
-      if (!stopped && !isFinished(this.jobs.get(id).job)) timer = setTimeout(tick, delay);
+      if (!stopped && !isSettled(this.jobs.get(id).job)) timer = setTimeout(tick, delay);
     };
     tick();
   }
@@ -140,6 +154,9 @@ export class JobsPanel {
       duplicates: el("span", { class: "count duplicates" }),
       failed: el("span", { class: "count failed" }),
     };
+    const textRead = el("span", { class: "text-read" });
+    const textFailed = el("span", { class: "text-failed" });
+    const text = el("p", { class: "job-text", hidden: true }, textRead, textFailed);
     const connection = el("p", { class: "job-connection", hidden: true });
     const jobError = el("p", { class: "job-error", role: "alert", hidden: true });
     const errorsSummary = el("summary");
@@ -153,7 +170,7 @@ export class JobsPanel {
       el("div", { class: "job-sub" }, age, progressText),
       bar,
       el("div", { class: "job-counts" }, counts.indexed, counts.duplicates, counts.failed, cancel),
-      connection, jobError, errors);
+      text, connection, jobError, errors);
     let shownErrors = -1;
 
     return {
@@ -186,6 +203,18 @@ export class JobsPanel {
         jobError.hidden = !current.error;
         jobError.textContent = current.error || "";
         if (isFinished(current)) connection.hidden = true;
+
+        // the text in its media, read after indexing (null: OCR is off)
+        const progress = current.text;
+        const toRead = progress ? progress.read + progress.waiting + progress.failed : 0;
+        text.hidden = !toRead;
+        if (toRead) {
+          text.classList.toggle("active", progress.waiting > 0);
+          textRead.textContent = `Text read ${progress.read} / ${toRead}`;
+          textRead.title = progress.waiting > 0 ? "The words in the pictures are read after indexing; search works meanwhile" : "";
+          textFailed.hidden = !progress.failed;
+          textFailed.textContent = `${progress.failed} could not be read`;
+        }
 
         const list = current.errors || []; // the first ones only; `failed` counts them all
         const failed = current.failed ?? list.length;

@@ -1,10 +1,12 @@
 // The preview modal: a larger frame, or the video playing from the matched moment with a timeline
-// of every moment that matches the query. Keyboard: Escape closes, arrows step through results,
+// of every moment that matches the query, and the text read in the frame with the matched lines boxed
+// over the picture (frametext.js). Keyboard: Escape closes, arrows step through results,
 // Tab stays inside the dialog.
 
 import { apiFetch } from "./api.js";
 import { TAKEN_SOURCES, formatPlace, formatTakenAt } from "./capture.js";
 import { el, formatBytes, formatSimilarity, formatTimestamp } from "./format.js";
+import { FrameTextView, matchedWords } from "./frametext.js";
 
 const $ = (id) => document.getElementById(id);
 const TIMELINE_INSET_PX = 8; // keeps the markers at 0 s and at the very end inside the track (styles.css)
@@ -21,6 +23,10 @@ export class Preview {
     this.track = $("timeline-track");
     this.playhead = $("timeline-playhead");
     this.clock = $("timeline-clock");
+    this.text = new FrameTextView({
+      section: $("preview-text"), title: $("preview-text-title"),
+      status: $("preview-text-status"), list: $("preview-text-lines"),
+    });
     this.results = [];
     this.index = 0;
     this.opener = null;
@@ -103,6 +109,7 @@ export class Preview {
   cleanUp() {
     this.token += 1;
     this.stopVideo();
+    this.text.clear();
     this.media.replaceChildren();
     if (this.opener && this.opener.isConnected) this.opener.focus();
     this.opener = null;
@@ -130,13 +137,16 @@ export class Preview {
     original.href = result.media_url;
     this.renderMeta(result, null);
 
+    let frame = null; // the picture the matched text is boxed on (a video plays on: no boxes)
     if (result.kind === "video") this.showVideo(result, token);
     else {
       this.timeline.hidden = true;
       const image = el("img", { src: result.frame_url, alt: result.name, class: "preview-image" });
       image.addEventListener("error", () => this.showMediaError("The image could not be loaded."), { once: true });
-      this.media.replaceChildren(image);
+      frame = el("div", { class: "preview-frame" }, image);
+      this.media.replaceChildren(frame);
     }
+    this.text.show(result, frame, () => token === this.token && this.dialog.open);
     apiFetch(`media/${result.media_id}`)
       .then((media) => {
         if (token !== this.token) return;
@@ -234,6 +244,8 @@ export class Preview {
       rows.push(["Matched at", formatTimestamp(result.timestamp)]);
       if (result.moments && result.moments.length > 1) rows.push(["Moments", String(result.moments.length)]);
     }
+    const words = matchedWords(result);
+    if (searched && words.length) rows.push(["Matched text", words.map((word) => `“${word}”`).join(", ")]);
     rows.push(["Type", result.kind === "video" ? "Video" : "Photo"]);
     if (media) {
       // when, where and with what it was taken

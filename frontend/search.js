@@ -1,11 +1,14 @@
-// Search: text as you type, by image, "more like this"; filters; the result grid and its states. While
+// Search: text as you type, by image, "more like this"; what to match words by (the picture, the text read
+// in it, or both); filters; the result grid and its states. While
 // nothing is searched, the library's timeline (timeline.js) shows instead, with the same filters.
 
 import { apiFetch } from "./api.js";
 import { el, formatSimilarity, formatTimestamp, icon, plural } from "./format.js";
+import { matchedLabel, matchedWords } from "./frametext.js";
 
 const PAGE_SIZE = 48;
 const TYPING_DELAY_MS = 250;
+const MODES = new Set(["both", "visual", "text"]); // words matched by: CLIP and the text read (OCR), or one
 
 const $ = (id) => document.getElementById(id);
 const baseName = (path) => path.split("/").pop() || path;
@@ -69,7 +72,7 @@ export class Search {
       if (file) this.searchByImage(file);
       event.target.value = "";
     });
-    for (const radio of document.querySelectorAll('input[name="type"]')) {
+    for (const radio of document.querySelectorAll('input[name="type"], input[name="mode"]')) {
       radio.addEventListener("change", () => this.run());
     }
     this.minSimilarity.addEventListener("input", () => {
@@ -97,6 +100,12 @@ export class Search {
       });
     }
     this.loadMore.addEventListener("click", () => this.run({ append: true }));
+  }
+
+  /** How words are matched: "both" (the default), "visual" (what the picture shows) or "text" (words in it). */
+  get mode() {
+    const checked = document.querySelector('input[name="mode"]:checked');
+    return checked ? checked.value : "both";
   }
 
   get filters() {
@@ -130,6 +139,8 @@ export class Search {
     const type = params.get("type") || "";
     const radio = document.querySelector(`input[name="type"][value="${CSS.escape(type)}"]`);
     if (radio) radio.checked = true;
+    const mode = params.get("mode");
+    if (MODES.has(mode)) document.querySelector(`input[name="mode"][value="${mode}"]`).checked = true;
     this.folder.value = params.get("folder") || "";
     const min = Number(params.get("min_similarity"));
     if (min > 0 && min <= 1) this.minSimilarity.value = String(min);
@@ -151,6 +162,7 @@ export class Search {
     }
     if (minSimilarity > 0) params.set("min_similarity", minSimilarity.toFixed(2));
     if (!group) params.set("group", "0");
+    if (this.mode !== "both") params.set("mode", this.mode);
     const search = params.toString();
     history.replaceState(null, "", search ? `?${search}` : location.pathname);
   }
@@ -218,6 +230,7 @@ export class Search {
       min_similarity: minSimilarity > 0 ? minSimilarity : undefined,
       group: group ? "video" : undefined,
     };
+    const mode = this.mode !== "both" ? this.mode : undefined; // only words are matched by mode
     const reference = this.reference;
     if (reference && reference.kind === "similar") {
       return apiFetch(`search/similar/${reference.frameId}`, { params, signal });
@@ -226,9 +239,9 @@ export class Search {
       const body = new FormData();
       body.append("file", reference.file, reference.file.name || "query.jpg");
       if (this.query) body.append("q", this.query);
-      return apiFetch("search/image", { method: "POST", params, body, signal });
+      return apiFetch("search/image", { method: "POST", params: { ...params, mode: this.query ? mode : undefined }, body, signal });
     }
-    return apiFetch("search", { params: { q: this.query, ...params }, signal });
+    return apiFetch("search", { params: { q: this.query, ...params, mode }, signal });
   }
 
   async run({ append = false } = {}) {
@@ -315,15 +328,18 @@ export class Search {
     const similarity = formatSimilarity(result.similarity);
     const time = isVideo && result.timestamp != null ? formatTimestamp(result.timestamp) : null;
     const moments = (result.moments || []).length;
+    const words = matchedWords(result); // found (also) by the text read in it
     const label = [result.name, isVideo ? `video${time ? ` at ${time}` : ""}` : "photo", `similarity ${similarity}`,
-      moments > 1 ? `${moments} matching moments` : null].filter(Boolean).join(", ");
+      moments > 1 ? `${moments} matching moments` : null, words.length ? matchedLabel(words) : null,
+    ].filter(Boolean).join(", ");
     const image = el("img", { src: result.thumb_url, alt: "", loading: "lazy", decoding: "async" });
     image.addEventListener("error", () => image.parentElement.classList.add("broken"), { once: true });
     const open = el("button", { type: "button", class: "result-open", "aria-label": `Open ${label}`, onclick: () => this.onOpen(index) },
       image,
       el("span", { class: "badge similarity", title: "Cosine similarity (higher is closer)" }, similarity),
       isVideo ? el("span", { class: "badge time" }, icon("play", "icon tiny"), time || "video") : null,
-      moments > 1 ? el("span", { class: "badge moments" }, plural(moments, "moment")) : null);
+      moments > 1 ? el("span", { class: "badge moments" }, plural(moments, "moment")) : null,
+      words.length ? el("span", { class: "badge matched", title: "Found by the words written in it" }, matchedLabel(words)) : null);
     const similar = el("button", {
       type: "button", class: "link-button", "aria-label": `More like ${baseName(result.name)}`,
       onclick: () => this.moreLike(result),
@@ -359,6 +375,7 @@ export class Search {
     if (minSimilarity > 0) tips.push(`lower the minimum similarity (now ${minSimilarity.toFixed(2)})`);
     if (filtered) tips.push("clear the filters");
     if (!this.reference) tips.push("describe it differently");
+    if (this.mode === "text" && !this.reference) tips.push("match by Both (only words written in the pictures count now)");
     this.message.hidden = false;
     this.message.className = "empty-state";
     const clear = filtered || minSimilarity > 0
