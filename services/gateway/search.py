@@ -392,11 +392,15 @@ async def search_text(gateway: Gateway, text: str, options: SearchOptions) -> Se
         found.extend(await anyio.to_thread.run_sync(find_text, gateway, terms.text, options.filters,
                                                     limiter=gateway.search_reads))
 
-    async with anyio.create_task_group() as both:
-        if options.mode != "visual" and text_match.query_words(terms.text):
-            both.start_soon(look_up_text)
-        with timed("embed"):
-            vector = await (words_vector(gateway, terms) if terms.minus else gateway.embedder.embed_text(terms.text))
+    try:
+        async with anyio.create_task_group() as both:
+            if options.mode != "visual" and text_match.query_words(terms.text):
+                both.start_soon(look_up_text)
+            with timed("embed"):
+                vector = await (words_vector(gateway, terms) if terms.minus else
+                                gateway.embedder.embed_text(terms.text))
+    except ExceptionGroup as failed:  # anyio groups what either raised: answer as the first error says
+        raise failed.exceptions[0] from None
     return await run_search(gateway, text, vector, options, text=found)
 
 
