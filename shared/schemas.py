@@ -335,6 +335,9 @@ class Health(BaseModel):
     dim: int | None
     model_id: str | None
     real_weights: bool | None
+    model_family: str | None = Field(None, description="clip, siglip (null while the embedder is down)")
+    text_match: float | None = Field(None, description="The cosine where a text starts to match an image with this "
+                                                       "model: a sensible min_similarity for a search by words")
     services: list[ServiceState]
     disk: DiskSpace | None = Field(None, description="The data volume (null when it cannot be measured); "
                                                      "below the reserve the status is degraded")
@@ -478,6 +481,9 @@ class EmbedderHealth(BaseModel):
     device: str
     committed_rows: int
     detail: str = ""
+    family: str | None = Field(None, description="The model's family (shared/model_families.py): clip, siglip")
+    text_match: float | None = Field(None, description="The cosine where a text starts to match an image, for "
+                                                       "this model (its family's calibration)")
 
 
 class EmbedVideoRequest(BaseModel):

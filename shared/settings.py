@@ -208,11 +208,12 @@ class Settings(BaseSettings):
             return value
         return value.strip().lower() if info.field_name == "log_format" else value.strip().upper()
 
-    # Library organisation. Thresholds are cosine similarities between the model's vectors (tuned for
-    # CLIP ViT-B/32; a different model may want others).
-    cluster_threshold: float = Field(0.72, ge=-1, le=1)  # join an album / merge two albums at or above
-    cluster_relabel_cosine: float = Field(0.95, ge=-1, le=1)  # relabel once the centroid moved below this
-    duplicate_visual_threshold: float = Field(0.95, ge=0.8, le=1)  # "visual duplicates" at or above (a pair list grows fast below)
+    # Library organisation. Thresholds are cosine similarities between the model's vectors; unset, each is
+    # the model family's (shared/model_families.py: calibration(settings)).
+    cluster_threshold: float | None = Field(None, ge=-1, le=1)  # join an album / merge two albums at or above
+    cluster_relabel_cosine: float | None = Field(None, ge=-1, le=1)  # relabel once the centroid moved below this
+    # "visual duplicates" at or above (a pair list grows fast below)
+    duplicate_visual_threshold: float | None = Field(None, ge=0.8, le=1)
     recluster_debounce_s: float = Field(10.0, ge=0)  # GET /clusters asks for re-clustering at most this often
 
     # Static web UI served by the gateway at "/"

@@ -22,7 +22,7 @@ import redis
 
 from shared.internal_auth import INTERNAL_SECRET_HEADER, internal_secret
 from tests.samples import PHOTOS, SHARED_DATA, VIDEOS  # noqa: F401 (PHOTOS and VIDEOS: imported from here too)
-from tests.tiny_clip import make_tiny_clip_dir
+from tests.tiny_clip import make_tiny_clip_dir, make_tiny_siglip_dir
 from tools.stack import Stack, find_redis_server
 
 TESTS = Path(__file__).resolve().parent
@@ -98,6 +98,11 @@ def redis_url(tmp_path_factory) -> str:
 @pytest.fixture(scope="session")
 def tiny_clip_dir(tmp_path_factory) -> Path:
     return make_tiny_clip_dir(tmp_path_factory.mktemp("tiny-clip"))
+
+
+@pytest.fixture(scope="session")
+def tiny_siglip_dir(tmp_path_factory) -> Path:
+    return make_tiny_siglip_dir(tmp_path_factory.mktemp("tiny-siglip"))
 
 
 def stack_env(data_dir: Path, model_dir: Path, **extra: str) -> dict[str, str]:

@@ -275,7 +275,9 @@ class EmbedderService:
             ready=not self.unavailable, model_id=self.model_id(), dim=self.model.dim if self.model else None,
             real_weights=not self.settings.clip_random_weights,
             device=self.model.device_name if self.model else self.settings.device,
-            committed_rows=self.store.committed() if self.store else 0, detail=self.unavailable)
+            committed_rows=self.store.committed() if self.store else 0, detail=self.unavailable,
+            family=self.model.family.name if self.model else None,
+            text_match=self.model.calibration.text_match if self.model else None)
 
 
 class EmbedderCollector:

@@ -1,4 +1,7 @@
-"""CLIP loaded once: image preprocessing, image and text forward passes, L2-normalised float32 output.
+"""The model loaded once: image preprocessing, image and text forward passes, L2-normalised float32 output.
+
+Any checkpoint of a family in shared/model_families.py (CLIP, SigLIP, SigLIP 2), through transformers' Auto
+classes, at its own input size and embedding width.
 
 Weights come from a local directory or the Hugging Face cache, never from the network. With
 ``random_weights`` the real architecture is built from its config under a fixed seed, so every
@@ -19,6 +22,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from services.embedder.onnx_text import OnnxTextTower, TextTower
+from shared.model_families import UnsupportedModel, family
 
 # Weights come from a local directory or the cache, never from the network at run time.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -40,21 +44,27 @@ class BadImage(ValueError):
 
 @dataclass(frozen=True)
 class Preprocess:
-    """CLIP's image preprocessing: shortest side to ``resize`` (bicubic), centre crop, normalise."""
+    """The checkpoint's image preprocessing (its preprocessor_config.json): CLIP's shortest side to ``resize``
+    (bicubic) and a centre crop, or SigLIP's whole image squashed to ``crop`` x ``crop``; then normalise."""
 
     resize: int
     crop: int
     mean: np.ndarray
     std: np.ndarray
+    squash: bool = False
 
     @classmethod
     def from_config(cls, config: dict) -> Preprocess:
         size = config.get("size", {})
-        resize = size.get("shortest_edge", size) if isinstance(size, dict) else size
+        mean, std = (np.asarray(config[name], dtype=np.float32) for name in ("image_mean", "image_std"))
+        if isinstance(size, dict) and "shortest_edge" not in size:  # {"height", "width"}: no crop
+            if size.get("height") != size.get("width"):
+                raise ValueError(f"preprocessor_config.json: a {size} input is not square")
+            return cls(int(size["height"]), int(size["height"]), mean, std, squash=True)
+        resize = size["shortest_edge"] if isinstance(size, dict) else size
         crop = config.get("crop_size", {})
         crop = crop.get("height", resize) if isinstance(crop, dict) else crop
-        return cls(int(resize), int(crop), np.asarray(config["image_mean"], dtype=np.float32),
-                   np.asarray(config["image_std"], dtype=np.float32))
+        return cls(int(resize), int(crop), mean, std)
 
     def __call__(self, data: bytes) -> np.ndarray:
         """Encoded image bytes -> float32 ``(3, crop, crop)`` model input. Raises BadImage."""
@@ -74,12 +84,15 @@ class Preprocess:
             image = image.convert("RGB")
         except (OSError, ValueError) as exc:
             raise BadImage(f"not a readable image ({exc})") from None
-        width, height = image.size
-        scale = self.resize / min(width, height)
-        new_size = (max(self.crop, round(width * scale)), max(self.crop, round(height * scale)))
-        image = image.resize(new_size, Image.Resampling.BICUBIC)
-        left, top = (new_size[0] - self.crop) // 2, (new_size[1] - self.crop) // 2
-        image = image.crop((left, top, left + self.crop, top + self.crop))
+        if self.squash:
+            image = image.resize((self.crop, self.crop), Image.Resampling.BICUBIC)
+        else:
+            width, height = image.size
+            scale = self.resize / min(width, height)
+            new_size = (max(self.crop, round(width * scale)), max(self.crop, round(height * scale)))
+            image = image.resize(new_size, Image.Resampling.BICUBIC)
+            left, top = (new_size[0] - self.crop) // 2, (new_size[1] - self.crop) // 2
+            image = image.crop((left, top, left + self.crop, top + self.crop))
         pixels = np.asarray(image, dtype=np.float32) * (1 / 255)
         pixels = (pixels - self.mean) / self.std
         return np.ascontiguousarray(pixels.transpose(2, 0, 1))
@@ -120,7 +133,7 @@ class ClipEmbedder:
                  int8: bool = False, text_int8: bool = False, text_runtime: str = "torch"):
         """``text_runtime`` "onnxruntime": on a CPU, texts go through ONNX Runtime (services/embedder/onnx_text.py),
         in int8 when ``int8`` or ``text_int8``; images stay on torch."""
-        from transformers import CLIPConfig, CLIPModel, CLIPTokenizer
+        from transformers import AutoConfig, AutoModel, AutoTokenizer
         from transformers.utils import cached_file
 
         self.device = pick_device(device)
@@ -132,25 +145,30 @@ class ClipEmbedder:
         self.model_id = name if self.real_weights else RANDOM_WEIGHTS_PREFIX + name
         path = str(local) if local.is_dir() else source
         try:
+            config = AutoConfig.from_pretrained(path, local_files_only=True)
+            self.family = family(config.model_type)
             if random_weights:
-                config = CLIPConfig.from_pretrained(path, local_files_only=True)
                 with torch.random.fork_rng(devices=[]):
                     torch.manual_seed(RANDOM_WEIGHTS_SEED)
-                    model = CLIPModel(config)
+                    model = AutoModel.from_config(config)
             else:
-                model = CLIPModel.from_pretrained(path, local_files_only=True)
-            self.tokenizer = CLIPTokenizer.from_pretrained(path, local_files_only=True)
-            preprocessor = json.loads(Path(cached_file(path, "preprocessor_config.json",
-                                                       local_files_only=True)).read_text())
-        except (OSError, ValueError) as exc:
+                model = AutoModel.from_pretrained(path, local_files_only=True)
+            self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+            self.preprocess = Preprocess.from_config(json.loads(Path(cached_file(
+                path, "preprocessor_config.json", local_files_only=True)).read_text()))
+        except UnsupportedModel as exc:
+            raise ModelUnavailable(f"{source}: {exc}") from None
+        except (OSError, ValueError, KeyError) as exc:
             raise ModelUnavailable(_missing_weights_line(source, local, random_weights, exc)) from None
-        self.preprocess = Preprocess.from_config(preprocessor)
-        self.dim = int(model.config.projection_dim)
+        self.calibration = self.family.calibrated(*_learned_logit(model)) if self.real_weights else \
+            self.family.calibration  # random weights learned nothing
         self.max_text_tokens = int(model.config.text_config.max_position_embeddings)
         model.eval()
         self.dtype = torch.float32
         self.onnx_text: OnnxTextTower | None = None
-        if self.device.type == "cpu" and text_runtime == "onnxruntime":
+        if self.device.type == "cpu" and text_runtime == "onnxruntime" and not self.family.onnx_text:
+            log.info("the %s text tower runs on torch (the ONNX export covers CLIP's)", self.family.name)
+        elif self.device.type == "cpu" and text_runtime == "onnxruntime":
             try:
                 self.onnx_text = OnnxTextTower(model, int8=int8 or text_int8, threads=torch.get_num_threads())
                 model.text_model = torch.nn.Identity()  # its weights live in the ONNX session now
@@ -165,9 +183,11 @@ class ClipEmbedder:
         elif text_int8 and self.onnx_text is None:  # a query waits on the text tower alone: int8 reads a quarter
             # of the fp32 weights
             model.text_model = _quantized(model.text_model)
-            model.text_projection = _quantized(torch.nn.Sequential(model.text_projection))[0]
+            if hasattr(model, "text_projection"):
+                model.text_projection = _quantized(torch.nn.Sequential(model.text_projection))[0]
         self.model = model.to(self.device)
-        self.text_tower = TextTower(self.model)
+        self.text_tower = TextTower(self.model, self.family.text_attention_mask)
+        self.dim = int(self.embed_pixels(self._blank_pixels()).shape[1])  # the width, whatever the config calls it
         self.precision = "int8" if int8 and self.device.type == "cpu" else str(self.dtype).removeprefix("torch.")
         self.text_precision = "int8" if (int8 or text_int8) and self.device.type == "cpu" else self.precision
         if self.onnx_text is not None:
@@ -184,27 +204,40 @@ class ClipEmbedder:
     def embed_pixels(self, pixels: np.ndarray) -> np.ndarray:
         """``(n, 3, h, w)`` preprocessed images -> ``(n, dim)`` unit vectors."""
         tensor = torch.from_numpy(pixels).to(self.device, dtype=self.dtype, non_blocking=True)
-        pooled = self.model.vision_model(pixel_values=tensor).pooler_output
-        return _normalised(self.model.visual_projection(pooled))
+        return _normalised(_features(self.model.get_image_features(pixel_values=tensor)))
 
     @torch.inference_mode()
     def embed_texts(self, texts: list[str]) -> np.ndarray:
-        tokens = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_text_tokens,
-                                return_tensors="np")
+        tokens = self.tokenizer(texts, padding="max_length" if self.family.pad_texts_to_max else True,
+                                truncation=True, max_length=self.max_text_tokens, return_tensors="np")
         if self.onnx_text is not None:
             return _normalised(torch.from_numpy(self.onnx_text(tokens["input_ids"], tokens["attention_mask"])))
         ids, mask = (torch.from_numpy(tokens[name]).to(self.device) for name in ("input_ids", "attention_mask"))
         return _normalised(self.text_tower(ids, mask))
 
+    def _blank_pixels(self) -> np.ndarray:
+        return np.zeros((1, 3, self.preprocess.crop, self.preprocess.crop), dtype=np.float32)
+
     def warm_up(self) -> None:
         """One dummy forward of each tower so the first real request does not pay for lazy set-up."""
-        self.embed_pixels(np.zeros((1, 3, self.preprocess.crop, self.preprocess.crop), dtype=np.float32))
+        self.embed_pixels(self._blank_pixels())
         self.embed_texts(["a photo"])
 
 
 def _quantized(module: torch.nn.Module) -> torch.nn.Module:
     """Dynamic int8 quantisation of the Linear layers (weights int8, activations quantised per batch)."""
     return torch.ao.quantization.quantize_dynamic(module, {torch.nn.Linear}, dtype=torch.qint8)
+
+
+def _features(output) -> torch.Tensor:
+    """get_*_features' answer: the projected features (transformers 5 wraps them as pooler_output)."""
+    return output if isinstance(output, torch.Tensor) else output.pooler_output
+
+
+def _learned_logit(model: torch.nn.Module) -> tuple[float | None, float | None]:
+    """The checkpoint's learned logit scale (exp of the stored log) and bias (SigLIP), when it has them."""
+    scale, bias = getattr(model, "logit_scale", None), getattr(model, "logit_bias", None)
+    return (float(scale.exp()) if scale is not None else None), (float(bias) if bias is not None else None)
 
 
 def _normalised(features: torch.Tensor) -> np.ndarray:

@@ -34,13 +34,16 @@ ABANDONED_AFTER_S = 3600
 class TextTower(torch.nn.Module):
     """Token ids in, projected text features out (not normalised): what torch runs and what is exported."""
 
-    def __init__(self, model: torch.nn.Module):
+    def __init__(self, model: torch.nn.Module, attention_mask: bool = True):
         super().__init__()
         self.text_model = model.text_model
-        self.text_projection = model.text_projection
+        # SigLIP's text model ends in its own head; CLIP's projection is apart
+        self.text_projection = getattr(model, "text_projection", torch.nn.Identity())
+        self.attention_mask = attention_mask  # SigLIP was trained on padded texts without one
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        pooled = self.text_model(input_ids=input_ids, attention_mask=attention_mask).pooler_output
+        pooled = self.text_model(input_ids=input_ids,
+                                 attention_mask=attention_mask if self.attention_mask else None).pooler_output
         return self.text_projection(pooled)
 
 

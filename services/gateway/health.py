@@ -93,4 +93,5 @@ async def gather_health(gateway: Gateway) -> Health:
         status="ok" if ready and not (disk and disk.full) and all(state.ok for state in states) else "degraded",
         media=counts["media"], frames=counts["frames"], index_nodes=sum(shard.nodes for shard in answered),
         dim=model.dim if model else None, model_id=model.model_id if model else None,
-        real_weights=model.real_weights if model else None, services=states, disk=disk)
+        real_weights=model.real_weights if model else None, model_family=model.family if model else None,
+        text_match=model.text_match if model else None, services=states, disk=disk)

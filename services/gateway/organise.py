@@ -9,6 +9,7 @@ from __future__ import annotations
 from services.gateway.state import Gateway
 from shared import catalog
 from shared.errors import Unavailable
+from shared.model_families import calibration
 from shared.organise import views
 from shared.organise.clustering import recluster_due
 from shared.organise.duplicates import find_duplicates, shards_index
@@ -22,7 +23,7 @@ def duplicate_report(gateway: Gateway, threshold: float | None = None) -> Duplic
     settings = gateway.settings
     with shards_index(settings) as index:
         report = find_duplicates(gateway.catalog(), gateway.vectors_or_none(),
-                                 settings.duplicate_visual_threshold if threshold is None else threshold,
+                                 calibration(settings).duplicate_visual if threshold is None else threshold,
                                  settings.phash_max_distance, index)
     if report.visual_pending and recluster_due(gateway.catalog(), settings, other_work=True):
         gateway.queue.recluster()

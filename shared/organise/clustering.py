@@ -1,7 +1,7 @@
 """Auto-albums: media grouped by the cosine similarity of their vectors to cluster centroids.
 
 Incremental: each newly indexed item joins the most similar cluster if its centroid is at least
-``settings.cluster_threshold`` similar, moving that centroid (a running mean, re-normalised), or else
+the model family's cluster threshold (``calibration(settings).cluster``) similar, moving that centroid (a running mean, re-normalised), or else
 starts a new cluster. Items arrive in any order and centroids drift, so a periodic re-clustering
 recomputes every centroid exactly from its members' vectors and merges clusters whose centroids have
 come within the threshold of each other. All of it runs inside IMMEDIATE catalog transactions, so
@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from shared import catalog
+from shared.model_families import calibration
 from shared.organise.media_vectors import media_vectors
 from shared.settings import Settings
 from shared.vectors import OnZero, VectorStore, unit
@@ -107,7 +108,7 @@ def assign_to_cluster(conn: sqlite3.Connection, media_id: int, vector: np.ndarra
             return existing
         if catalog.get_media(conn, media_id) is None:
             return None
-        return _Centroids(conn, len(vector)).assign(conn, media_id, vector, settings.cluster_threshold)
+        return _Centroids(conn, len(vector)).assign(conn, media_id, vector, calibration(settings).cluster)
 
 
 class _Centroids:
@@ -156,7 +157,7 @@ def recluster(conn: sqlite3.Connection, store: VectorStore, settings: Settings) 
         missed, vectors = media_vectors(conn, store, catalog.unclustered_media(conn))
         incremental = _Centroids(conn, store.dim)
         for media_id, vector in zip(missed, vectors):
-            incremental.assign(conn, media_id, vector, settings.cluster_threshold)
+            incremental.assign(conn, media_id, vector, calibration(settings).cluster)
         report.assigned = len(missed)
         report.emptied = catalog.delete_empty_clusters(conn)
         clusters = catalog.clusters_with_sizes(conn)
@@ -166,7 +167,7 @@ def recluster(conn: sqlite3.Connection, store: VectorStore, settings: Settings) 
         sums = np.zeros((len(clusters), store.dim))
         np.add.at(sums, [index[memberships[media_id]] for media_id in members], vectors)
         plan = merge_plan(sums, [c["size"] for c in clusters], [c["name"] is not None for c in clusters],
-                          settings.cluster_threshold)
+                          calibration(settings).cluster)
         for gone, kept in plan.merges:
             catalog.merge_cluster_into(conn, clusters[gone]["id"], clusters[kept]["id"])
         merged_away = {gone for gone, _ in plan.merges}

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from shared import catalog
+from shared.model_families import calibration
 from shared.organise.clustering import decode
 from shared.settings import Settings
 from shared.vectors import OnZero, unit
@@ -26,9 +27,8 @@ from shared.vectors import OnZero, unit
 VOCABULARY_FILE = Path(__file__).with_name("vocabulary.txt")
 PROMPT = "a photo of {}."
 LABEL_MAX_TERMS = 3
-# CLIP turns cosines into zero-shot probabilities as softmax(100 * cosine); a term joins the label
-# while its probability is at least half the best term's.
-LOGIT_SCALE = 100.0
+# The model turns cosines into zero-shot probabilities as softmax(logit_scale * cosine) (its family's
+# calibration: 100 for CLIP); a term joins the label while its probability is at least half the best term's.
 LABEL_PROBABILITY_RATIO = 0.5
 EMBED_BATCH = 256  # texts per POST /embed/text (EmbedTextRequest's limit)
 
@@ -80,11 +80,11 @@ def display(concept: str) -> str:
     return concept
 
 
-def label_for(centroid: np.ndarray, vocabulary: Vocabulary) -> str:
+def label_for(centroid: np.ndarray, vocabulary: Vocabulary, logit_scale: float) -> str:
     """The best few concepts for a centroid, best first, e.g. ``"seashore, sandbar"``."""
     scores = vocabulary.vectors @ unit(centroid, OnZero.KEEP)
     order = np.argsort(-scores)[:LABEL_MAX_TERMS]
-    cutoff = scores[order[0]] + math.log(LABEL_PROBABILITY_RATIO) / LOGIT_SCALE
+    cutoff = scores[order[0]] + math.log(LABEL_PROBABILITY_RATIO) / logit_scale
     return ", ".join(display(vocabulary.concepts[i]) for i in order if scores[i] >= cutoff)
 
 
@@ -93,13 +93,14 @@ def needs_label(cluster: sqlite3.Row, model_id: str, settings: Settings) -> bool
     if cluster["label"] is None or cluster["label_centroid"] is None or cluster["label_model"] != model_id:
         return True
     return float(unit(decode(cluster["centroid"]), OnZero.KEEP) @ unit(decode(cluster["label_centroid"]), OnZero.KEEP)) \
-        < settings.cluster_relabel_cosine
+        < calibration(settings).relabel
 
 
 def relabel_clusters(conn: sqlite3.Connection, settings: Settings, vocabulary: Vocabulary) -> int:
     """Label every cluster that needs it; returns how many. A user-given name is a separate column and
     is left alone: labelling never renames an album the user named."""
-    labels = [(cluster["id"], label_for(decode(cluster["centroid"]), vocabulary), cluster["centroid"])
+    logit_scale = calibration(settings).logit_scale
+    labels = [(cluster["id"], label_for(decode(cluster["centroid"]), vocabulary, logit_scale), cluster["centroid"])
               for cluster in catalog.clusters_with_sizes(conn) if needs_label(cluster, vocabulary.model_id, settings)]
     with catalog.transaction(conn):
         for cluster_id, label, centroid in labels:

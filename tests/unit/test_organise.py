@@ -16,6 +16,7 @@ import pytest
 from services.embedder.model import ClipEmbedder
 from services.index.shard import Shard
 from shared import catalog
+from shared.model_families import calibration
 from shared.organise import duplicates
 from shared.organise.clustering import (
     assign_to_cluster,
@@ -240,7 +241,7 @@ def test_recluster_merges_clusters_that_drifted_together(lib):
         lean = a if i % 2 == 0 else b
         lib.add_clustered(unit(middle + 0.05 * lean))
     centroids = [decode(c["centroid"]) for c in catalog.clusters_with_sizes(lib.conn)]
-    assert len(centroids) == 2 and centroids[0] @ centroids[1] >= lib.settings.cluster_threshold
+    assert len(centroids) == 2 and centroids[0] @ centroids[1] >= calibration(lib.settings).cluster
     report = recluster(lib.conn, lib.store, lib.settings)
     assert report.merged == 1 and report.clusters == 1
     (cluster,) = catalog.clusters_with_sizes(lib.conn)
