@@ -5,6 +5,9 @@ import { fetchHealth } from "./api.js";
 import { el, formatCount, plural } from "./format.js";
 
 const CHECK_EVERY_MS = 15000;
+const CHECK_WHILE_LOADING_MS = 3000; // the model downloading or loading: its progress moves
+// The embedder's state while its model is on the way (shared/schemas.py EMBEDDER_STARTING, download.py).
+const MODEL_ON_THE_WAY = /^(downloading the model|starting: loading the model)/;
 
 export class Banners {
   constructor(container) {
@@ -62,7 +65,7 @@ export class HealthMonitor {
         action: { label: "Retry now", run: () => this.check() },
       });
     }
-    this.timer = setTimeout(() => this.check(), CHECK_EVERY_MS);
+    this.timer = setTimeout(() => this.check(), this.modelOnTheWay ? CHECK_WHILE_LOADING_MS : CHECK_EVERY_MS);
   }
 
   stop() {
@@ -83,7 +86,18 @@ export class HealthMonitor {
       });
     } else this.banners.clear("weights");
 
-    const down = (health.services || []).filter((service) => !service.ok);
+    const services = health.services || [];
+    const loading = services.find((service) => service.name === "embedder" && !service.ok && MODEL_ON_THE_WAY.test(service.detail || ""));
+    this.modelOnTheWay = Boolean(loading);
+    if (loading) {
+      const downloading = loading.detail.startsWith("downloading");
+      this.banners.set("model", {
+        tone: "info", title: downloading ? "Downloading the model (first start)." : "Loading the model.",
+        text: `${loading.detail}. Search and indexing start once it is ready; uploads wait meanwhile.`,
+      });
+    } else this.banners.clear("model");
+
+    const down = services.filter((service) => !service.ok && service !== loading);
     if (down.length) {
       const names = down.map((service) => (service.detail ? `${service.name} (${service.detail})` : service.name)).join("; ");
       this.banners.set("services", {

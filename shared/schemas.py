@@ -473,6 +473,11 @@ class QueryVector(BaseModel):
     vector: list[float]
 
 
+# The embedder's /health detail while it loads its model, before it knows whether it can (a download says
+# its progress instead).
+EMBEDDER_STARTING = "starting: loading the model"
+
+
 class EmbedderHealth(BaseModel):
     ready: bool
     model_id: str

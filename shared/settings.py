@@ -49,6 +49,9 @@ class Settings(BaseSettings):
     # Model
     clip_model: str = DEFAULT_CLIP_MODEL
     clip_random_weights: bool = False
+    # Fetch MEDIASEARCH_CLIP_MODEL into the model cache (HF_HOME) on first start when it names a hub repository
+    # the cache lacks (services/embedder/download.py); HF_HUB_OFFLINE=1 forbids it too.
+    model_download: bool = True
     device: Literal["auto", "cpu", "cuda"] = "auto"
     torch_threads: int = 0  # 0: one per physical core
     embed_max_batch: int = Field(32, ge=1, le=1024)

@@ -8,6 +8,7 @@ The tests come in tiers, one folder each, marked by that folder's name: ``unit``
 
 from __future__ import annotations
 
+import os
 import secrets
 import socket
 import subprocess
@@ -24,6 +25,10 @@ from shared.internal_auth import INTERNAL_SECRET_HEADER, internal_secret
 from tests.samples import PHOTOS, SHARED_DATA, VIDEOS  # noqa: F401 (PHOTOS and VIDEOS: imported from here too)
 from tests.tiny_clip import make_tiny_clip_dir, make_tiny_siglip_dir
 from tools.stack import Stack, find_redis_server
+
+# Tests never reach the internet: no model download in any service they start (test_model_download.py
+# serves its own hub on loopback and allows it there).
+os.environ["HF_HUB_OFFLINE"] = "1"
 
 TESTS = Path(__file__).resolve().parent
 TEST_OUTPUT = TESTS.parent / "test-output"

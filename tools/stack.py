@@ -31,6 +31,7 @@ from shared.internal_auth import (
     load_or_create_secret,
     secrets_dir,
 )
+from shared.schemas import EMBEDDER_STARTING
 from shared.settings import Settings
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -155,8 +156,9 @@ class Stack:
                 reply = httpx.get(service.health_url, headers=service.health_headers, timeout=2)
                 if reply.status_code == 200:
                     return
-                if reply.status_code == 503 and not require_ready:
-                    print(f"{service.name} is up but not ready: {reply.json().get('detail', reply.text)}", flush=True)
+                detail = reply.json().get("detail", reply.text) if reply.status_code == 503 else ""
+                if detail and detail != EMBEDDER_STARTING and not require_ready:  # a download, missing weights
+                    print(f"{service.name} is up but not ready: {detail}", flush=True)
                     return
                 last_error = f"HTTP {reply.status_code}: {reply.text[:300]}"
             except httpx.HTTPError as exc:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -30,6 +31,7 @@ from prometheus_client import Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from services.embedder.batching import DynamicBatcher
+from services.embedder.download import DownloadProgress, download, in_cache, is_hub_id
 from services.embedder.model import BadImage, ClipEmbedder, ModelUnavailable
 from services.embedder.pooling import attention_pool
 from shared import metrics
@@ -41,6 +43,7 @@ from shared.internal_auth import (
 )
 from shared.media_store import MediaStore, UnsafeNameError
 from shared.schemas import (
+    EMBEDDER_STARTING,
     VECTORS_STREAM,
     EmbedderHealth,
     EmbedImagesRequest,
@@ -99,7 +102,8 @@ class EmbedderService:
         self.store: VectorStore | None = None
         self.batcher: DynamicBatcher | None = None
         self.pixel_slots = asyncio.Semaphore(_DECODED_PER_BATCH * settings.embed_max_batch)
-        self.unavailable = "starting"
+        self.unavailable = EMBEDDER_STARTING  # why it cannot serve yet ("" once ready)
+        self.download: DownloadProgress | None = None  # while the model downloads
         # Decoding is a small share of the work: leave the other cores to inference, whose threads
         # stall at every barrier when a decoder preempts one of them.
         self.decode_pool = ThreadPoolExecutor(max_workers=max(1, min(8, (os.cpu_count() or 2) - 1)),
@@ -127,9 +131,11 @@ class EmbedderService:
 
     # -- life cycle --------------------------------------------------------------------------------
     def load(self) -> None:
-        """Load model and store; on failure record one line for /health instead of raising."""
+        """Download the model when it is missing, then load model and store; on failure record one line
+        for /health instead of raising. Runs in the background while /health answers."""
         s = self.settings
         Image.MAX_IMAGE_PIXELS = s.max_image_pixels
+        not_downloaded = self.fetch()
         def build() -> ClipEmbedder:  # on the batcher's inference thread, which runs every torch call
             model = ClipEmbedder(s.clip_model, random_weights=s.clip_random_weights, device=s.device,
                                  threads=s.torch_threads, int8=s.clip_int8, text_int8=s.clip_text_int8,
@@ -141,7 +147,7 @@ class EmbedderService:
             batcher = DynamicBatcher(build, s.embed_max_batch, s.embed_max_wait_ms / 1000,
                                      observe=self.observe_forward)
         except ModelUnavailable as exc:
-            self.unavailable = str(exc)
+            self.unavailable = f"{not_downloaded}. {exc}" if not_downloaded else str(exc)
             log.error("%s", self.unavailable)
             return
         model = batcher.model
@@ -156,6 +162,32 @@ class EmbedderService:
         self.unavailable = ""
         log.info("embedder ready: model %s, %d-d, %s, %d committed rows in %s", model.model_id, model.dim,
                  model.device_name, self.store.committed(), s.vectors_dir)
+
+    def fetch(self) -> str:
+        """Download the model into the model cache when it names a hub repository the cache lacks (and
+        downloads are allowed); returns why that failed, "" when it did not."""
+        from huggingface_hub import constants
+
+        s = self.settings
+        if not s.model_download or constants.HF_HUB_OFFLINE or not is_hub_id(s.clip_model) \
+                or in_cache(s.clip_model, s.clip_random_weights):
+            return ""
+        self.download = DownloadProgress(s.clip_model)
+        try:
+            download(s.clip_model, s.clip_random_weights, self.download)
+            return ""
+        except Exception as exc:  # noqa: BLE001 (no network, unknown repository, disk full: said in one line)
+            reason = (f"could not download {s.clip_model} from {constants.ENDPOINT} "
+                      f"({type(exc).__name__}: {' '.join(str(exc).split())[:200]})")
+            log.error("%s", reason)
+            return reason
+        finally:
+            self.download = None
+
+    def not_ready(self) -> str:
+        """Why it cannot serve ("" when it can): the download's progress while it runs."""
+        download = self.download
+        return download.line() if download is not None else self.unavailable
 
     async def close(self) -> None:
         if self.batcher is not None:
@@ -172,7 +204,7 @@ class EmbedderService:
 
     def require_ready(self) -> EmbedderService:
         if self.unavailable:
-            raise HTTPException(503, detail=self.unavailable)
+            raise HTTPException(503, detail=self.not_ready())
         return self
 
     # -- embedding ---------------------------------------------------------------------------------
@@ -275,7 +307,7 @@ class EmbedderService:
             ready=not self.unavailable, model_id=self.model_id(), dim=self.model.dim if self.model else None,
             real_weights=not self.settings.clip_random_weights,
             device=self.model.device_name if self.model else self.settings.device,
-            committed_rows=self.store.committed() if self.store else 0, detail=self.unavailable,
+            committed_rows=self.store.committed() if self.store else 0, detail=self.not_ready(),
             family=self.model.family.name if self.model else None,
             text_match=self.model.calibration.text_match if self.model else None)
 
@@ -322,7 +354,8 @@ def create_app(settings: Settings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
-        await asyncio.to_thread(service.load)
+        # In the background: /health answers (with the download's progress) while the model loads.
+        threading.Thread(target=service.load, name="embedder-load", daemon=True).start()
         yield
         await service.close()
 

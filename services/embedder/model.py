@@ -3,9 +3,10 @@
 Any checkpoint of a family in shared/model_families.py (CLIP, SigLIP, SigLIP 2), through transformers' Auto
 classes, at its own input size and embedding width.
 
-Weights come from a local directory or the Hugging Face cache, never from the network. With
-``random_weights`` the real architecture is built from its config under a fixed seed, so every
-restart produces the same vectors (tests, benchmarks, development without weights).
+Weights come from a local directory or the Hugging Face cache (services/embedder/download.py fills it
+first), never from the network here. With ``random_weights`` the real architecture is built from its
+config under a fixed seed, so every restart produces the same vectors (tests, benchmarks, development
+without weights).
 """
 
 from __future__ import annotations
@@ -23,9 +24,6 @@ from PIL import Image, UnidentifiedImageError
 
 from services.embedder.onnx_text import OnnxTextTower, TextTower
 from shared.model_families import UnsupportedModel, family
-
-# Weights come from a local directory or the cache, never from the network at run time.
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 log = logging.getLogger("mediasearch.embedder")
 

@@ -7,6 +7,7 @@ import secrets
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from shared import logs
 from shared.clients import EmbedderClient, UpstreamError
 from shared.internal_auth import INTERNAL_SECRET_HEADER
 from shared.metrics import REQUEST_SECONDS, Samples
-from shared.schemas import VECTORS_STREAM
+from shared.schemas import EMBEDDER_STARTING, VECTORS_STREAM
 from shared.settings import INT8_MIN_COSINE, Settings
 from shared.vectors import VectorStore, encode_video_owner
 from tests.conftest import PHOTOS, TEST_OUTPUT, free_port, wait_for
@@ -34,7 +35,8 @@ PHOTO_NAMES = sorted(os.listdir(PHOTOS))[:8]
 
 
 class EmbedderProcess:
-    def __init__(self, data_dir: Path, model_dir: Path, log_name: str, **settings: str):
+    def __init__(self, data_dir: Path, model_dir: Path | str, log_name: str, env: dict[str, str] | None = None,
+                 **settings: str):
         self.data_dir = data_dir
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -43,7 +45,7 @@ class EmbedderProcess:
                "MEDIASEARCH_INTERNAL_SECRET": self.secret,
                "MEDIASEARCH_DATA_DIR": str(data_dir), "MEDIASEARCH_CLIP_MODEL": str(model_dir),
                "MEDIASEARCH_EMBEDDER_PORT": str(self.port), "MEDIASEARCH_TORCH_THREADS": "1",
-               **{f"MEDIASEARCH_{key.upper()}": value for key, value in settings.items()}}
+               **{f"MEDIASEARCH_{key.upper()}": value for key, value in settings.items()}, **(env or {})}
         self.log_path = TEST_OUTPUT / "logs" / "embedder" / f"{log_name}.log"
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "wb") as log:  # the process keeps its own handle
@@ -53,15 +55,18 @@ class EmbedderProcess:
         self.http = httpx.Client(base_url=self.url, timeout=60, headers={INTERNAL_SECRET_HEADER: self.secret})
         self.client = EmbedderClient(self.url, secret=self.secret)
 
-    def wait_answering(self) -> httpx.Response:
+    def wait_answering(self, settled: Callable[[httpx.Response], bool] = lambda reply: True,
+                       timeout: float = 120) -> httpx.Response:
+        """Its first /health answer that is ``settled``, once it no longer says it is starting."""
         def answer():
             assert self.process.poll() is None, f"embedder exited; log: {self.log_path}"
             try:
-                return self.http.get("/health")
+                reply = self.http.get("/health")
             except httpx.TransportError:
                 return None
+            return reply if reply.json().get("detail") != EMBEDDER_STARTING and settled(reply) else None
 
-        return wait_for(answer, 120, interval=0.1, message=f"embedder on {self.url} to answer")
+        return wait_for(answer, timeout, interval=0.1, message=f"embedder on {self.url} to answer")
 
     def metrics(self) -> Samples:
         """The embedder's /metrics (Prometheus text), to read values from."""
