@@ -8,7 +8,7 @@ INSTALLED := $(VENV)/.installed
 SHARED := $(abspath ../shared)
 
 .PHONY: install system-deps run test test-fast load compose-smoke lint clean
-.PHONY: bench bench-index bench-scale bench-embedder bench-search bench-ingest bench-rescan bench-duplicates bench-video
+.PHONY: bench bench-index bench-scale bench-embedder bench-search bench-ingest bench-rescan bench-duplicates bench-video bench-ocr
 
 # System packages the tests use (a real Redis server, headless Chromium, ffmpeg); needs root and apt.
 system-deps:
@@ -85,6 +85,14 @@ bench-duplicates: $(INSTALLED)
 # bench/results/video.md. BENCH_VIDEO_ARGS="--minutes 2" for a quick run.
 bench-video: $(INSTALLED)
 	$(PY) bench/bench_video.py $(BENCH_VIDEO_ARGS)
+
+# OCR: seconds to read one picture on the worker's path (ordinary photos, signs, documents, receipts, Chromium
+# screenshots, real scans, 1080p video frames) against a CLIP embedding in the same run, and the share of
+# queries for a word visible in a photo that put it in the top 3 (stack with OCR on, modes both/visual/text);
+# bench/results/ocr.md. A real visual column: BENCH_OCR_ARGS="--model DIR" (a CLIP directory with weights).
+BENCH_OCR_ARGS ?=
+bench-ocr: $(INSTALLED)
+	$(PY) bench/bench_ocr.py $(BENCH_OCR_ARGS)
 
 # 32 concurrent searchers for a fixed time while an ingest job runs (loopback only).
 load: $(INSTALLED)
