@@ -1,13 +1,13 @@
 """Matching a query's words with the text read in frames (OCR), tolerating OCR mistakes and partial words.
 
 Frames' text is searched in two steps: the catalog's trigram index (SQLite FTS5, ``tokenize='trigram'``)
-finds candidate frames sharing trigrams with the query's words (``candidates_query``), then each candidate
-is scored here (``score``): every query word of three or more characters (common English function words
-left out) is looked for in each line. Found as it is (also inside a longer word, or across a space OCR put
-in), it scores 1; a word of five or more characters may also be found with OCR's mistakes, scoring its best
+finds candidate frames holding a query word, or half of a longer one, as a substring (``candidates_query``),
+then each candidate is scored here (``score``): every query word of three or more characters (common
+English function words left out) is looked for in the frame's text. Found as it is (also inside a longer
+word, or across a space OCR put in), it scores 1; a word of five or more characters may also be found with OCR's mistakes, scoring its best
 partial alignment (rapidfuzz's ``partial_ratio``: "parking" in "NO PARKINQ" is 0.86); a shorter word must be
-found exactly ("dog" is not "don"). The quality is the share of the query's word characters found, each
-word counted by its score: a frame counts as a text match only at ``min_quality`` or above, so a few shared
+found exactly ("dog" is not "don"); a word found worse than ``min_quality`` counts nothing. The quality is
+the share of the query's word characters found, each word counted by its score: a frame counts as a text match only at ``min_quality`` or above, so a few shared
 trigrams, which almost any query has with some text, do not count, nor does one word of a long description.
 
 Text is compared after ``normalise``: Unicode compatibility forms, case folded, accents removed.
@@ -44,11 +44,19 @@ def query_words(query: str) -> list[str]:
 
 
 def candidates_query(words: list[str]) -> str | None:
-    """An FTS5 MATCH expression finding frames that share a trigram with any word; None without words."""
-    trigrams = dict.fromkeys(w[i:i + 3] for w in words for i in range(len(w) - 2))
-    if not trigrams:
+    """An FTS5 MATCH expression for frames that may hold any of the words: each word as a substring, and for
+    words of MIN_FUZZY_CHARS or more each half too (one OCR mistake leaves one half intact, "pharma" of
+    "pharmacy" in PHARMACIE); None without words. Substring phrases, not single trigrams: almost every text
+    shares a trigram with almost any query, and scoring all of them would cost a search hundreds of ms."""
+    pieces = []
+    for word in words:
+        pieces.append(word)
+        if len(word) >= MIN_FUZZY_CHARS:
+            middle = (len(word) + 1) // 2
+            pieces += [word[:max(MIN_WORD_CHARS, middle)], word[min(middle, len(word) - MIN_WORD_CHARS):]]
+    if not pieces:
         return None
-    return " OR ".join('"' + t.replace('"', '""') + '"' for t in trigrams)
+    return " OR ".join('"' + piece.replace('"', '""') + '"' for piece in dict.fromkeys(pieces))
 
 
 @dataclass(frozen=True)
@@ -72,28 +80,40 @@ class TextMatch:
         return [hit.word for hit in self.hits]
 
 
-def score(words: list[str], lines: list[str], min_quality: float) -> TextMatch | None:
-    """How well a frame's ``lines`` (as read) hold the query's ``words`` (query_words); None below
-    ``min_quality``."""
-    if not words or not lines:
+def score(words: list[str], text: str, min_quality: float) -> TextMatch | None:
+    """How well a frame's ``text`` (its lines normalised, one per line: what the index holds) holds the
+    query's ``words`` (query_words); None below ``min_quality``. Each word is looked for in the whole text
+    first (one call, in C) and in single lines only once found."""
+    if not words or not text:
         return None
-    normalised = [normalise(line) for line in lines]
-    compact = [line.replace(" ", "") for line in normalised]  # OCR often drops or adds spaces
+    compact = text.replace(" ", "")  # OCR often drops or adds spaces
+    cutoff = 100 * min_quality
     total = sum(len(w) for w in words)
-    quality, hits = 0.0, []
+    quality, hits, missing = 0.0, [], 0
     for word in words:
-        best, where = 0.0, 0
-        for index, (line, joined) in enumerate(zip(normalised, compact)):
-            if word in line or word in joined:
-                best, where = 1.0, index
-                break
-            if len(word) >= MIN_FUZZY_CHARS:
-                found = max(fuzz.partial_ratio(word, line), fuzz.partial_ratio(word, joined)) / 100
-                if found > best:
-                    best, where = found, index
+        if word in text or word in compact:
+            best = 1.0
+        elif len(word) >= MIN_FUZZY_CHARS:
+            best = max(fuzz.partial_ratio(word, text, score_cutoff=cutoff),
+                       fuzz.partial_ratio(word, compact, score_cutoff=cutoff)) / 100
+        else:
+            best = 0.0
         quality += best * len(word) / total
-        if best >= min_quality:
-            hits.append(WordHit(word, where, best))
+        if best:
+            hits.append(WordHit(word, _line_of(word, best, text.split("\n")), best))
+        else:
+            missing += len(word)
+            if missing > (1 - min_quality) * total:
+                return None  # the rest cannot make up for it
     if quality < min_quality:
         return None
     return TextMatch(quality, hits)
+
+
+def _line_of(word: str, found: float, lines: list[str]) -> int:
+    """The line a word was found in (with the score ``found``): the first holding it, else the best aligned."""
+    for index, line in enumerate(lines):
+        if word in line or word in line.replace(" ", ""):
+            return index
+    scores = [max(fuzz.partial_ratio(word, line), fuzz.partial_ratio(word, line.replace(" ", ""))) for line in lines]
+    return max(range(len(lines)), key=scores.__getitem__) if found < 1 else 0

@@ -61,7 +61,8 @@ MAX_NEAR_KM = 20_038  # half the Earth's circumference: everywhere
 DAY_S = 86_400
 ZERO_QUERY = "the query gives a zero vector; nothing to compare with"
 RRF_K = 60  # reciprocal rank fusion's constant (Cormack et al. 2009): ranks far down count little either way
-TEXT_CANDIDATES = 500  # frames the trigram index proposes for scoring, best bm25 first
+TEXT_CANDIDATES = 200  # frames the trigram index proposes for scoring, best bm25 first (the fusion gives
+# little weight to text ranks beyond that)
 SearchMode = Literal["visual", "text", "both"]
 
 
@@ -260,7 +261,8 @@ async def query_shards(gateway: Gateway, vector: np.ndarray, k: int, allow_rows:
 @dataclass(frozen=True)
 class TextHit:
     row: int  # the frame's vector row
-    matched: MatchedText
+    frame_id: int
+    match: text_match.TextMatch
 
 
 def find_text(gateway: Gateway, text: str, filters: Filters) -> list[TextHit]:
@@ -270,15 +272,22 @@ def find_text(gateway: Gateway, text: str, filters: Filters) -> list[TextHit]:
     if match is None:
         return []
     candidates = catalog.text_candidates(gateway.catalog(), match, TEXT_CANDIDATES, **filters.conditions())
-    found = []
-    for candidate in candidates:
-        scored = text_match.score(words, [line["text"] for line in candidate.lines],
-                                  gateway.settings.text_match_min_quality)
-        if scored is not None:
-            lines = [TextLine(**candidate.lines[index]) for index in scored.lines]
-            found.append(TextHit(candidate.vector_row, MatchedText(words=scored.words, lines=lines,
-                                                                   quality=round(scored.quality, 4))))
-    return sorted(found, key=lambda hit: -hit.matched.quality)  # stable: bm25's order among equals
+    found = [TextHit(candidate.vector_row, candidate.frame_id, scored) for candidate in candidates
+             if (scored := text_match.score(words, candidate.search_text, gateway.settings.text_match_min_quality))]
+    return sorted(found, key=lambda hit: -hit.match.quality)  # stable: bm25's order among equals
+
+
+def with_matched_text(gateway: Gateway, page: list[SearchResult], text: dict[int, TextHit]) -> list[SearchResult]:
+    """The page's results found by their text, with the words and the lines they were found in (read for
+    the page alone: a frame's lines with their boxes are the bulk of its text)."""
+    hits = {hit.frame_id: hit for hit in text.values()}
+    found = [result for result in page if result.frame_id in hits]
+    lines = catalog.frames_text(gateway.catalog(), [result.frame_id for result in found]) if found else {}
+    for result in found:
+        match = hits[result.frame_id].match
+        result.matched_text = MatchedText(words=match.words, quality=round(match.quality, 4),
+                                          lines=[TextLine(**lines[result.frame_id][index]) for index in match.lines])
+    return page
 
 
 def stored_similarities(gateway: Gateway, vector: np.ndarray, rows: list[int]) -> dict[int, float]:
@@ -304,9 +313,9 @@ def fuse(hits: ShardHits, text: list[TextHit], text_similarities: dict[int, floa
 
 
 def to_results(hits: ShardHits, known: dict[int, sqlite3.Row], options: SearchOptions,
-               exclude_frames: frozenset[int], text: dict[int, MatchedText] | None = None) -> list[SearchResult]:
+               exclude_frames: frozenset[int], text: dict[int, TextHit] | None = None) -> list[SearchResult]:
     """Results in rank order; with ``group_videos`` the frames of one video become one result. ``text``: the
-    rows found by their text, with what matched (min_similarity does not apply to them)."""
+    rows found by their text (min_similarity does not apply to them)."""
     text = text or {}
     results: list[SearchResult] = []
     by_video: dict[int, SearchResult] = {}
@@ -328,7 +337,7 @@ def to_results(hits: ShardHits, known: dict[int, sqlite3.Row], options: SearchOp
             timestamp=info["timestamp"], similarity=similarity, kind=info["kind"], name=info["name"],
             frame_url=frame_url(info["frame_id"]), thumb_url=thumb_url(info["frame_id"]),
             media_url=media_url(info["media_id"], info["kind"]),
-            moments=[moment] if options.group_videos and is_video else None, matched_text=text.get(row))
+            moments=[moment] if options.group_videos and is_video else None)
         if options.group_videos and is_video:
             by_video[info["media_id"]] = result
         results.append(result)
@@ -344,13 +353,15 @@ async def search_vector(gateway: Gateway, vector: np.ndarray, options: SearchOpt
                         text: list[TextHit] | None = None) -> tuple[list[SearchResult], bool]:
     """The page ``[offset, offset + k)`` of results for ``vector`` and whether a shard was missing; ``text``:
     frames found by their text, fused with the index's ranking (mode both) or alone (mode text)."""
-    text_rows = {hit.row: hit.matched for hit in text or []}
+    text_rows = {hit.row: hit for hit in text or []}
     text_similarities = (await anyio.to_thread.run_sync(stored_similarities, gateway, vector, list(text_rows))
                          if text_rows else {})
     if options.mode == "text":
         hits = fuse(ShardHits([], [], False, True), text or [], text_similarities, 1.0)
         known = await anyio.to_thread.run_sync(known_rows, gateway, hits.rows, limiter=gateway.search_reads)
-        return to_results(hits, known, options, exclude_frames, text_rows)[options.offset:options.offset + options.k], False
+        page = to_results(hits, known, options, exclude_frames, text_rows)[options.offset:options.offset + options.k]
+        return await anyio.to_thread.run_sync(with_matched_text, gateway, page, text_rows,
+                                              limiter=gateway.search_reads), False
     allow_rows = None
     if options.filters.active:
         f = options.filters
@@ -371,7 +382,11 @@ async def search_vector(gateway: Gateway, vector: np.ndarray, options: SearchOpt
         below_threshold = (options.min_similarity is not None and hits.similarities
                            and hits.similarities[-1] < options.min_similarity)
         if len(results) >= wanted or hits.exhausted or below_threshold or fetch >= MAX_INDEX_K:
-            return results[options.offset:wanted], hits.partial
+            page = results[options.offset:wanted]
+            if text_rows:
+                page = await anyio.to_thread.run_sync(with_matched_text, gateway, page, text_rows,
+                                                      limiter=gateway.search_reads)
+            return page, hits.partial
         fetch = min(MAX_INDEX_K, fetch * 4)
 
 

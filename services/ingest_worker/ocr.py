@@ -79,7 +79,7 @@ class TextEngine:
 
 def search_text(lines: list[TextLine]) -> str:
     """What the trigram index holds for a frame: its lines, normalised, one per line."""
-    return "\n".join(normalise(line["text"]) for line in lines)
+    return "\n".join(normalise(line["text"]).replace("\n", " ") for line in lines)
 
 
 # -- one media item ---------------------------------------------------------------------------------

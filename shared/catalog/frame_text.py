@@ -43,7 +43,7 @@ class TextProgress(NamedTuple):
 class TextCandidate(NamedTuple):
     frame_id: int
     vector_row: int
-    lines: list[TextLine]
+    search_text: str  # its lines normalised, one per line (the lines themselves: frames_text)
 
 
 def claim_unread(conn: sqlite3.Connection, worker_id: str, alive: Callable[[str], bool],
@@ -127,11 +127,11 @@ def text_candidates(conn: sqlite3.Connection, match: str, limit: int, **filters)
     conditions, params = media_conditions(conn, **filters)
     where = " AND ".join(["frame_text_search MATCH ?", "frames.vector_row IS NOT NULL", *conditions])
     found = conn.execute(
-        "SELECT frame_text.frame_id, frames.vector_row, frame_text.lines FROM frame_text_search "
+        "SELECT frame_text.frame_id, frames.vector_row, frame_text.search_text FROM frame_text_search "
         "JOIN frame_text ON frame_text.frame_id = frame_text_search.rowid "
         "JOIN frames ON frames.id = frame_text.frame_id JOIN media ON media.id = frames.media_id "
         f"WHERE {where} ORDER BY frame_text_search.rank LIMIT ?", [match, *params, limit])
-    return [TextCandidate(row["frame_id"], row["vector_row"], json.loads(row["lines"])) for row in found]
+    return [TextCandidate(row["frame_id"], row["vector_row"], row["search_text"]) for row in found]
 
 
 def job_text_progress(conn: sqlite3.Connection, job_id: str) -> TextProgress:

@@ -18,10 +18,17 @@ def test_a_query_keeps_words_of_three_characters_or_more_without_function_words_
     assert query_words("a to of") == []
 
 
-def test_the_candidates_query_is_the_words_trigrams_quoted():
-    assert candidates_query(["bake"]) == '"bak" OR "ake"'
+def test_the_candidates_query_is_each_word_and_the_halves_of_longer_ones_quoted():
+    assert candidates_query(["bake", "pharmacy"]) == '"bake" OR "pharmacy" OR "phar" OR "macy"'
+    assert candidates_query(["bakery"]) == '"bakery" OR "bak" OR "ery"'
+    assert candidates_query(["parks"]) == '"parks" OR "par" OR "rks"'  # halves of three letters at least
     assert candidates_query(['a"b']) == '"a""b"'
     assert candidates_query([]) is None
+
+
+def read(lines: list[str]) -> str:
+    """A frame's text as the index holds it (services/ingest_worker/ocr.py search_text)."""
+    return "\n".join(normalise(line) for line in lines)
 
 
 @pytest.mark.parametrize(("query", "lines", "found"), [
@@ -32,7 +39,7 @@ def test_the_candidates_query_is_the_words_trigrams_quoted():
     ("Lisboa 1755", ["Lisboa", "1755"], ["lisboa", "1755"]),
 ])
 def test_words_are_found_despite_ocr_mistakes_spaces_and_partial_words(query, lines, found):
-    match = score(query_words(query), lines, min_quality=0.75)
+    match = score(query_words(query), read(lines), min_quality=0.75)
     assert match is not None and sorted(match.words) == sorted(found)
     assert all(lines[index] for index in match.lines)
 
@@ -44,12 +51,12 @@ def test_words_are_found_despite_ocr_mistakes_spaces_and_partial_words(query, li
     ("parking", []),
 ])
 def test_a_few_shared_letters_are_no_match(query, lines):
-    assert score(query_words(query), lines, min_quality=0.75) is None
+    assert score(query_words(query), read(lines), min_quality=0.75) is None
 
 
 def test_an_exact_match_scores_above_a_mistaken_one():
     words = query_words("parking")
-    exact, mistaken = score(words, ["PARKING"], 0.75), score(words, ["PARKINQ"], 0.75)
+    exact, mistaken = score(words, read(["PARKING"]), 0.75), score(words, read(["PARKINQ"]), 0.75)
     assert exact.quality == 1.0 and 0.75 <= mistaken.quality < 1.0
 
 
@@ -79,10 +86,10 @@ def line(text: str) -> catalog.TextLine:
 
 
 def joined(lines) -> str:
-    return normalise(" ".join(entry["text"] for entry in lines))
+    return read([entry["text"] for entry in lines])
 
 
-def read(conn, media_id: int, lines: dict[int, list[catalog.TextLine]], worker: str = WORKER) -> None:
+def read_media(conn, media_id: int, lines: dict[int, list[catalog.TextLine]], worker: str = WORKER) -> None:
     claimed = catalog.claim_unread(conn, worker, alive=lambda _: True, max_attempts=3)
     assert claimed is not None and claimed["id"] == media_id
     assert catalog.record_text(conn, media_id, worker, lines, joined)
@@ -95,8 +102,8 @@ def matching(conn, text: str) -> list[int]:
 def test_text_recorded_is_found_by_its_trigrams_and_gone_with_its_media(conn):
     sign, (sign_frame,) = indexed(conn, "sign")
     other, (other_frame,) = indexed(conn, "other")
-    read(conn, sign, {sign_frame: [line("NO PARKING"), line("Mon-Fri")]})
-    read(conn, other, {})  # no words: read, nothing stored
+    read_media(conn, sign, {sign_frame: [line("NO PARKING"), line("Mon-Fri")]})
+    read_media(conn, other, {})  # no words: read, nothing stored
     assert matching(conn, "parking") == [sign_frame]
     assert catalog.frame_text(conn, sign_frame) == ("read", [line("NO PARKING"), line("Mon-Fri")])
     assert catalog.frame_text(conn, other_frame) == ("read", [])
@@ -144,7 +151,12 @@ def test_a_job_s_text_progress_counts_its_indexed_media(conn):
     media = [indexed(conn, f"m{n}")[0] for n in range(3)]
     for item, media_id in zip(items, media):
         assert catalog.claim_media(conn, item, media_id)
-    read(conn, media[0], {})
+    read_media(conn, media[0], {})
     assert catalog.claim_unread(conn, WORKER, alive=lambda _: True, max_attempts=3)["id"] == media[1]
     catalog.text_failed(conn, media[1], WORKER, "unreadable")
     assert catalog.job_text_progress(conn, job_id) == (1, 1, 1)
+
+
+def test_each_word_is_placed_in_the_line_it_was_found_in():
+    match = score(query_words("parking bakery"), read(["OPEN 7-19", "BAKE RY", "NO PARKINQ"]), 0.75)
+    assert {hit.word: hit.line for hit in match.hits} == {"parking": 2, "bakery": 1}
