@@ -37,7 +37,10 @@ const search = new Search({
 const health = new HealthMonitor({
   banners,
   stats: $("library-stats"),
-  onHealth: (state) => search.setLibraryEmpty(state.media === 0),
+  onHealth: (state) => {
+    search.setLibraryEmpty(state.media === 0);
+    search.setTextMatch(state.text_match, state.model_family);
+  },
 });
 
 const jobs = new JobsPanel({

@@ -167,6 +167,15 @@ export class Search {
     history.replaceState(null, "", search ? `?${search}` : location.pathname);
   }
 
+  /** The model's own calibration (GET /health text_match): where a text starts to match a picture, marked
+   * on the similarity slider, since it differs between model families (CLIP about 0.2, SigLIP about 0.1). */
+  setTextMatch(textMatch, family) {
+    if (typeof textMatch !== "number") return;
+    $("text-match-mark").value = String(textMatch);
+    this.minSimilarity.title = `With this model (${family || "its family"}), words start to match a picture at a ` +
+      `similarity of about ${textMatch.toFixed(2)} (the mark)`;
+  }
+
   setLibraryEmpty(empty) {
     const changed = this.libraryEmpty !== empty;
     this.libraryEmpty = empty;

@@ -164,3 +164,12 @@ def test_the_preview_says_while_text_is_read_and_shows_it_as_text_never_as_marku
     expect(line.locator("mark")).to_have_text("HARBOUR")
     expect(page.locator("#preview-text-lines img")).to_have_count(0)
     assert page.evaluate("window.__owned") is None
+
+
+def test_the_similarity_slider_marks_where_words_start_to_match_with_this_model(page: Page, text_stack):
+    health = text_stack.client.get("/health").json()
+    assert health["model_family"] == "clip"
+    expect(page.locator("#text-match-mark")).to_have_attribute("value", str(health["text_match"]))
+    expect(page.locator("#min-similarity")).to_have_attribute("title", f"With this model (clip), words start to match "
+                                                                       f"a picture at a similarity of about "
+                                                                       f"{health['text_match']:.2f} (the mark)")
