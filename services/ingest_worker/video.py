@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,6 +70,13 @@ DurationSink = Callable[[float], None]
 def sample_video(path: Path, policy: SamplingPolicy, on_frame: FrameSink,
                  on_duration: DurationSink | None = None) -> VideoInfo:
     """Decode ``path`` and hand every kept frame to ``on_frame``; raises BadInput for unreadable videos."""
+    with _opened(path) as (container, stream):
+        return _sample(container, stream, policy, on_frame, on_duration)
+
+
+@contextmanager
+def _opened(path: Path) -> Iterator[tuple[av.container.InputContainer, av.video.stream.VideoStream]]:
+    """The video's container and its first video stream; BadInput when it cannot be opened or has none."""
     try:
         container = av.open(str(path), metadata_errors="ignore")
     except av.FFmpegError as exc:
@@ -76,13 +84,13 @@ def sample_video(path: Path, policy: SamplingPolicy, on_frame: FrameSink,
     with container:
         if not container.streams.video:
             raise BadInput("not a readable video (no video stream)")
-        return _sample(container, container.streams.video[0], policy, on_frame, on_duration)
+        yield container, container.streams.video[0]
 
 
 def _sample(container: av.container.InputContainer, stream: av.video.stream.VideoStream, policy: SamplingPolicy,
             on_frame: FrameSink, on_duration: DurationSink | None) -> VideoInfo:
     decoder = stream.codec_context
-    _check_pixels(decoder.width * decoder.height, policy)
+    _check_pixels(decoder.width * decoder.height, policy.max_pixels)
     stream.thread_type = "AUTO"  # frame and slice threads, as many as there are cores
     time_base = stream.time_base
     start = stream.start_time or 0  # timestamps count from the stream's start, as players show them
@@ -115,7 +123,7 @@ def _sample(container: av.container.InputContainer, stream: av.video.stream.Vide
             next_due += period
         if kept_timestamp is not None and timestamp - kept_timestamp < policy.min_spacing_s:
             continue
-        _check_pixels(frame.width * frame.height, policy)  # the size a stream declares may change midway
+        _check_pixels(frame.width * frame.height, policy.max_pixels)  # the size a stream declares may change midway
         hist = _hsv_histogram(frame)
         if kept_hist is not None and cv2.compareHist(kept_hist, hist, cv2.HISTCMP_BHATTACHARYYA) < policy.hist_threshold:
             continue
@@ -140,16 +148,8 @@ def frames_at(path: Path, timestamps: list[float], max_side: int, max_pixels: in
     ``max_side`` pixels on the longest side, upright: ``(index in timestamps, frame)`` in time order. Each is
     reached by seeking to the keyframe before it (or by decoding on, when it is near), then decoding up to
     it. Raises BadInput for a video that cannot be read."""
-    try:
-        container = av.open(str(path), metadata_errors="ignore")
-    except av.FFmpegError as exc:
-        raise BadInput(f"not a readable video ({_reason(exc)})") from exc
-    with container:
-        if not container.streams.video:
-            raise BadInput("not a readable video (no video stream)")
-        stream = container.streams.video[0]
-        if stream.codec_context.width * stream.codec_context.height > max_pixels:
-            raise BadInput(f"video frames over the limit of {max_pixels} pixels")
+    with _opened(path) as (container, stream):
+        _check_pixels(stream.codec_context.width * stream.codec_context.height, max_pixels)
         stream.thread_type = "AUTO"
         start, time_base = stream.start_time or 0, stream.time_base
         decoded: Iterator[av.VideoFrame] = iter(())
@@ -170,9 +170,9 @@ def frames_at(path: Path, timestamps: list[float], max_side: int, max_pixels: in
             raise BadInput(f"not a readable video ({_reason(exc)})") from exc
 
 
-def _check_pixels(pixels: int, policy: SamplingPolicy) -> None:
-    if pixels > policy.max_pixels:
-        raise BadInput(f"video frames of {pixels} pixels exceed the limit of {policy.max_pixels} "
+def _check_pixels(pixels: int, max_pixels: int) -> None:
+    if pixels > max_pixels:
+        raise BadInput(f"video frames of {pixels} pixels exceed the limit of {max_pixels} "
                        "(MEDIASEARCH_MAX_IMAGE_PIXELS)")
 
 

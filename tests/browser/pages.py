@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
-from playwright.sync_api import Browser, Page
+from playwright.sync_api import Browser, Page, expect
 
 from tests.conftest import TEST_OUTPUT, RunningStack
 
@@ -83,3 +83,15 @@ def close_page(page: Page) -> None:
 
 def shot(page: Page, name: str, full_page: bool = False) -> None:
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=full_page)
+
+
+def run_search(page: Page, query: str, folder: str | None = None) -> dict:
+    """Type a query (results come as you type) and return the search reply the page rendered."""
+    if folder is not None:
+        page.fill("#folder-filter", folder)
+    with page.expect_response(lambda r: "/search?" in r.url and "q=" in r.url) as reply:
+        page.fill("#search-input", query)
+    assert reply.value.status == 200, reply.value.text()
+    body = reply.value.json()
+    expect(page.locator("#results .result")).to_have_count(len(body["results"]))
+    return body

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.browser.pages import close_page, open_page, shot
+from tests.browser.pages import close_page, open_page, run_search, shot
 from tests.conftest import RunningStack
 from tests.samples import PHOTOS, VIDEOS, ffmpeg
 
@@ -83,18 +83,6 @@ def library(browser, live_stack: RunningStack, tmp_path_factory) -> Library:
 def mm_ss(seconds: float) -> str:
     minutes, whole = divmod(int(seconds), 60)
     return f"{minutes:02d}:{whole:02d}"
-
-
-def run_search(page: Page, query: str, folder: str | None = None) -> dict:
-    """Type a query (results come as you type) and return the search reply the page rendered."""
-    if folder is not None:
-        page.fill("#folder-filter", folder)
-    with page.expect_response(lambda r: "/search?" in r.url and "q=" in r.url) as reply:
-        page.fill("#search-input", query)
-    assert reply.value.status == 200, reply.value.text()
-    body = reply.value.json()
-    expect(page.locator("#results .result")).to_have_count(len(body["results"]))
-    return body
 
 
 def test_random_weights_banner_is_loud(page: Page, live_stack):

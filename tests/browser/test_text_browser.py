@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.browser.pages import close_page, open_page, shot
+from tests.browser.pages import close_page, open_page, run_search, shot
 from tests.conftest import RunningStack, running_stack, wait_for
 from tests.samples import FONTS, PHOTOS, jpeg, text_clip, text_picture
 
@@ -44,16 +44,6 @@ def page(browser, text_stack) -> Page:
     close_page(page)
 
 
-def search(page: Page, query: str) -> dict:
-    """Type a query (results come as you type); the reply the page rendered, once its cards are shown."""
-    with page.expect_response(lambda r: "/search?" in r.url and "q=" in r.url) as reply:
-        page.fill("#search-input", query)
-    assert reply.value.status == 200, reply.value.text()
-    body = reply.value.json()
-    expect(page.locator("#results .result")).to_have_count(len(body["results"]))
-    return body
-
-
 def choose_mode(page: Page, label: str) -> dict:
     """Pick how words are matched; the search runs again: its reply."""
     with page.expect_response(lambda r: "/search?" in r.url and "q=" in r.url) as reply:
@@ -73,7 +63,7 @@ def test_the_job_shows_the_text_read_apart_from_indexing(page: Page, text_stack)
 
 
 def test_a_word_finds_its_sign_says_so_and_the_preview_boxes_the_matched_line(page: Page):
-    reply = search(page, "harbour")
+    reply = run_search(page, "harbour")
     first = reply["results"][0]
     assert first["name"] == "sign-0.jpg" and first["matched_text"]["words"] == ["harbour"], reply
     card = page.locator("#results .result").first
@@ -107,7 +97,7 @@ def test_a_word_finds_its_sign_says_so_and_the_preview_boxes_the_matched_line(pa
 
 
 def test_the_search_mode_is_sent_kept_and_picture_mode_drops_the_text(page: Page):
-    search(page, "bakery")
+    run_search(page, "bakery")
     expect(page.locator("#results .result").first.locator(".badge.matched")).to_have_text("matched: “bakery”")
 
     visual = choose_mode(page, "Picture")
@@ -128,7 +118,7 @@ def test_the_search_mode_is_sent_kept_and_picture_mode_drops_the_text(page: Page
 
 
 def test_a_video_moment_found_by_its_text_plays_from_that_moment(page: Page):
-    reply = search(page, CLIP_WORD.lower())
+    reply = run_search(page, CLIP_WORD.lower())
     first = reply["results"][0]
     assert first["kind"] == "video" and first["matched_text"]["words"] == [CLIP_WORD.lower()], reply
     assert first["timestamp"] == pytest.approx(2.0, abs=0.05)
@@ -155,7 +145,7 @@ def test_the_preview_says_while_text_is_read_and_shows_it_as_text_never_as_marku
         route.fulfill(json={"frame_id": 1, **answer})
 
     page.route("**/frame/*/text", frame_text)
-    search(page, "harbour")
+    run_search(page, "harbour")
     page.locator("#results .result-open").first.click()
     expect(page.locator("#preview-text-status")).to_have_text("Reading text…")
     line = page.locator("#preview-text-lines .text-line", has_text="onerror")

@@ -19,10 +19,10 @@ from PIL import Image
 from services.ingest_worker.images import decode_image, fit, perceptual_hash
 from services.ingest_worker.sniff import SNIFF_BYTES, BadInput, sniff
 from services.ingest_worker.staging import sampling_policy
-from services.ingest_worker.video import SamplingPolicy, sample_video
+from services.ingest_worker.video import SamplingPolicy, frames_at, sample_video
 from shared.catalog import phash_distance
 from shared.settings import Settings
-from tests.samples import PHOTOS, VIDEOS, bomb_png, ffmpeg, jpeg
+from tests.samples import PHOTOS, VIDEOS, bomb_png, ffmpeg, jpeg, phone_clip
 
 SETTINGS = Settings()
 PHOTO = PHOTOS / "n01440764_tench.JPEG"
@@ -315,3 +315,27 @@ def test_ffmpeg_is_installed():
 def test_a_video_with_frames_over_the_pixel_limit_is_refused():
     with pytest.raises(BadInput, match="exceed the limit"):
         sample_video(ASL / "book.mkv", replace(DEFAULT_POLICY, max_pixels=100), lambda image, timestamp: None)
+
+
+def test_kept_frames_are_decoded_again_at_their_timestamps_for_reading_their_text(tmp_path):
+    """ocr.py reads a video's kept frames again, larger, from the original (frames_at): the same pictures,
+    upright, in any order of timestamps."""
+    clip = VIDEOS / "car-detection.mp4"
+    kept: list[tuple[Image.Image, float]] = []
+    sample_video(clip, DEFAULT_POLICY, lambda image, at: kept.append((image, at)))
+    assert len(kept) >= 3
+    wanted = [at for _, at in kept][::-1]  # asked for newest first: answered in time order, with their index
+    again = list(frames_at(clip, wanted, max_side=4096, max_pixels=10**8))
+    assert sorted(index for index, _ in again) == list(range(len(wanted)))
+    for index, frame in again:
+        sampled = next(image for image, at in kept if at == wanted[index])
+        assert max(frame.size) > max(sampled.size) or frame.size == sampled.size
+        difference = np.abs(np.asarray(frame.resize(sampled.size), dtype=np.int16) - np.asarray(sampled, dtype=np.int16))
+        assert difference.mean() < 4, (wanted[index], difference.mean())
+    portrait = phone_clip(tmp_path, "portrait.mp4", rotation=90, codec="libx264")
+    (_, upright), = frames_at(portrait, [0.5], max_side=4096, max_pixels=10**8)
+    assert upright.height > upright.width
+    with pytest.raises(BadInput, match="not a readable video"):
+        list(frames_at(Path(__file__), [0.0], max_side=512, max_pixels=10**8))
+    with pytest.raises(BadInput, match="exceed the limit"):
+        list(frames_at(clip, [0.0], max_side=512, max_pixels=1000))
