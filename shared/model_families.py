@@ -22,9 +22,10 @@ Thresholds (``Calibration``) are cosines between the family's vectors:
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, replace
-from functools import lru_cache
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+
+MODEL_FILE = "model.json"
 
 
 class UnsupportedModel(ValueError):
@@ -82,31 +83,49 @@ def family(model_type: str) -> ModelFamily:
 
 def model_type_of(source: str) -> str | None:
     """The ``model_type`` of MEDIASEARCH_CLIP_MODEL's config.json (a local directory, or a hub id in the model
-    cache), without loading transformers; None when the config is not there."""
+    cache), without loading transformers; None when the config is not there or cannot be read."""
     local = Path(source).expanduser()
-    path: Path | str | None = local / "config.json"
-    if not local.is_dir():
-        from huggingface_hub import try_to_load_from_cache
-
-        path = try_to_load_from_cache(source, "config.json")
-    if not isinstance(path, (str, Path)) or not Path(path).is_file():
-        return None
     try:
+        if local.is_dir():
+            path: object = local / "config.json"
+        else:
+            from huggingface_hub import try_to_load_from_cache
+
+            path = try_to_load_from_cache(source, "config.json")
+        if not isinstance(path, (str, Path)) or not Path(path).is_file():
+            return None
         return json.loads(Path(path).read_text()).get("model_type")
-    except (OSError, ValueError):
+    except (OSError, ValueError):  # not a hub id either (HFValidationError is a ValueError), unreadable
         return None
+
+
+def record_model(directory: Path, model_id: str, family_name: str, calibration: Calibration) -> None:
+    """What the embedder runs, beside the vectors it makes (MODEL_FILE): every service reads its calibration
+    there, including what the checkpoint learned (SigLIP's bias) and whether or not it has the model."""
+    directory.mkdir(parents=True, exist_ok=True)
+    partial = directory / f".{MODEL_FILE}.partial"
+    partial.write_text(json.dumps({"model_id": model_id, "family": family_name, "calibration": asdict(calibration)}))
+    partial.replace(directory / MODEL_FILE)
 
 
 def calibration(settings) -> Calibration:
-    """The thresholds for the configured model's family (CLIP's when its config cannot be read, or names a
-    family the embedder refuses anyway), with the settings that override them."""
-    model_type = _model_type_cached(settings.clip_model)
-    found = FAMILIES.get(model_type or "clip", FAMILIES["clip"]).calibration
+    """The thresholds for the model the embedder runs (its MODEL_FILE), else for the configured model's family
+    (CLIP's when its config cannot be read here), with the settings that override them."""
+    try:
+        found = Calibration(**json.loads((settings.vectors_dir / MODEL_FILE).read_text())["calibration"])
+    except (OSError, ValueError, KeyError, TypeError):
+        model_type = _model_type_cached(settings.clip_model)
+        found = FAMILIES.get(model_type or "clip", FAMILIES["clip"]).calibration
     overrides = {"cluster": settings.cluster_threshold, "relabel": settings.cluster_relabel_cosine,
                  "duplicate_visual": settings.duplicate_visual_threshold}
     return replace(found, **{name: value for name, value in overrides.items() if value is not None})
 
 
-@lru_cache(maxsize=8)
+_model_types: dict[str, str] = {}
+
+
 def _model_type_cached(source: str) -> str | None:
-    return model_type_of(source)
+    """model_type_of, remembered once found (a model downloaded later is found then)."""
+    if source not in _model_types and (found := model_type_of(source)) is not None:
+        _model_types[source] = found
+    return _model_types.get(source)

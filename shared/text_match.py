@@ -23,6 +23,7 @@ from rapidfuzz import fuzz
 
 MIN_WORD_CHARS = 3  # a trigram index cannot look up shorter words; "no" of "no parking" rides along
 MIN_FUZZY_CHARS = 5  # shorter words match only exactly: one letter off is another word
+MIN_HALVES_CHARS = 7  # longer words are also looked up by their halves (four letters or more each)
 # Words a description is made of rather than words one reads on a sign (English: the default model's language).
 FUNCTION_WORDS = frozenset(
     "the and are was were for from with without into onto over under near this that these those its his her "
@@ -45,15 +46,16 @@ def query_words(query: str) -> list[str]:
 
 def candidates_query(words: list[str]) -> str | None:
     """An FTS5 MATCH expression for frames that may hold any of the words: each word as a substring, and for
-    words of MIN_FUZZY_CHARS or more each half too (one OCR mistake leaves one half intact, "pharma" of
-    "pharmacy" in PHARMACIE); None without words. Substring phrases, not single trigrams: almost every text
-    shares a trigram with almost any query, and scoring all of them would cost a search hundreds of ms."""
+    words of MIN_HALVES_CHARS or more each half too (one OCR mistake leaves one half intact: "phar" of
+    "pharmacy" in PHARMACIE); None without words. Pieces of four letters or more, never a single trigram:
+    almost every text shares a trigram ("ing") with almost any query, and scoring all of them would cost a
+    search hundreds of ms at library size."""
     pieces = []
     for word in words:
         pieces.append(word)
-        if len(word) >= MIN_FUZZY_CHARS:
-            middle = (len(word) + 1) // 2
-            pieces += [word[:max(MIN_WORD_CHARS, middle)], word[min(middle, len(word) - MIN_WORD_CHARS):]]
+        if len(word) >= MIN_HALVES_CHARS:  # the first and the last half, overlapping by a letter when odd
+            half = (len(word) + 1) // 2
+            pieces += [word[:half], word[-half:]]
     if not pieces:
         return None
     return " OR ".join('"' + piece.replace('"', '""') + '"' for piece in dict.fromkeys(pieces))

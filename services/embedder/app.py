@@ -42,6 +42,7 @@ from shared.internal_auth import (
     secret_matches,
 )
 from shared.media_store import MediaStore, UnsafeNameError
+from shared.model_families import record_model
 from shared.schemas import (
     EMBEDDER_STARTING,
     VECTORS_STREAM,
@@ -104,6 +105,7 @@ class EmbedderService:
         self.pixel_slots = asyncio.Semaphore(_DECODED_PER_BATCH * settings.embed_max_batch)
         self.unavailable = EMBEDDER_STARTING  # why it cannot serve yet ("" once ready)
         self.download: DownloadProgress | None = None  # while the model downloads
+        self.closing = threading.Event()
         # Decoding is a small share of the work: leave the other cores to inference, whose threads
         # stall at every barrier when a decoder preempts one of them.
         self.decode_pool = ThreadPoolExecutor(max_workers=max(1, min(8, (os.cpu_count() or 2) - 1)),
@@ -133,6 +135,13 @@ class EmbedderService:
     def load(self) -> None:
         """Download the model when it is missing, then load model and store; on failure record one line
         for /health instead of raising. Runs in the background while /health answers."""
+        try:
+            self._load()
+        except Exception as exc:  # noqa: BLE001 (a bug or an out-of-memory must say so, not leave it "starting")
+            self.unavailable = f"the model could not be loaded ({type(exc).__name__}: {' '.join(str(exc).split())[:300]})"
+            log.exception("%s", self.unavailable)
+
+    def _load(self) -> None:
         s = self.settings
         Image.MAX_IMAGE_PIXELS = s.max_image_pixels
         not_downloaded = self.fetch()
@@ -158,6 +167,11 @@ class EmbedderService:
             self.unavailable = str(exc)
             log.error("%s", self.unavailable)
             return
+        if self.closing.is_set():  # shut down while it loaded: nobody would close these
+            batcher.close()
+            self.store.close()
+            return
+        record_model(s.vectors_dir, model.model_id, model.family.name, model.calibration)
         self.model, self.batcher = model, batcher
         self.unavailable = ""
         log.info("embedder ready: model %s, %d-d, %s, %d committed rows in %s", model.model_id, model.dim,
@@ -190,6 +204,7 @@ class EmbedderService:
         return download.line() if download is not None else self.unavailable
 
     async def close(self) -> None:
+        self.closing.set()
         if self.batcher is not None:
             await asyncio.to_thread(self.batcher.close)
         if self.store is not None:

@@ -11,6 +11,7 @@ line what to do. A local directory is never downloaded into.
 from __future__ import annotations
 
 import fnmatch
+import json
 import logging
 import threading
 from dataclasses import dataclass
@@ -21,7 +22,8 @@ from tqdm.auto import tqdm
 log = logging.getLogger("mediasearch.embedder")
 
 SMALL_FILES = ("*.json", "*.txt", "*.model")  # config, preprocessor, tokenizer (spiece.model for SigLIP)
-WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")  # the first the repository has
+# The first the repository has; an index names the shards of a large checkpoint.
+WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
 MB = 1_000_000
 
 
@@ -33,10 +35,21 @@ def in_cache(source: str, random_weights: bool) -> bool:
     """Whether the model cache already holds what loading ``source`` needs."""
     from huggingface_hub import try_to_load_from_cache
 
-    def cached(name: str) -> bool:
-        return isinstance(try_to_load_from_cache(source, name), str)
+    def cached(name: str) -> str | None:
+        found = try_to_load_from_cache(source, name)
+        return found if isinstance(found, str) else None
 
-    return cached("config.json") and (random_weights or any(cached(name) for name in WEIGHT_FILES))
+    def weights_cached(name: str) -> bool:
+        found = cached(name)
+        return found is not None and (not name.endswith(".index.json")
+                                      or all(cached(shard) for shard in _shards(Path(found))))
+
+    return bool(cached("config.json")) and (random_weights or any(weights_cached(name) for name in WEIGHT_FILES))
+
+
+def _shards(index: Path) -> list[str]:
+    """The files a sharded checkpoint's index names."""
+    return sorted(set(json.loads(index.read_text())["weight_map"].values()))
 
 
 @dataclass
@@ -70,7 +83,9 @@ def download(source: str, random_weights: bool, progress: DownloadProgress) -> N
         if weights is None:
             raise FileNotFoundError(f"{source} has none of {', '.join(WEIGHT_FILES)}")
         wanted.append(weights)
-    progress.files_total, progress.bytes_total = len(wanted), sum(siblings[name] for name in wanted)
+        if weights.endswith(".index.json"):
+            wanted += _shards(Path(hf_hub_download(source, weights)))
+    progress.files_total, progress.bytes_total = len(wanted), sum(siblings.get(name, 0) for name in wanted)
     log.info("%s", progress.line())
     counted = _counting_bar(progress)
     for name in wanted:

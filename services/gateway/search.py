@@ -284,9 +284,9 @@ def with_matched_text(gateway: Gateway, page: list[SearchResult], text: dict[int
     found = [result for result in page if result.frame_id in hits]
     lines = catalog.frames_text(gateway.catalog(), [result.frame_id for result in found]) if found else {}
     for result in found:
-        match = hits[result.frame_id].match
+        match, read = hits[result.frame_id].match, lines.get(result.frame_id, [])  # read again meanwhile: gone
         result.matched_text = MatchedText(words=match.words, quality=round(match.quality, 4),
-                                          lines=[TextLine(**lines[result.frame_id][index]) for index in match.lines])
+                                          lines=[TextLine(**read[index]) for index in match.lines if index < len(read)])
     return page
 
 
@@ -375,12 +375,13 @@ async def search_vector(gateway: Gateway, vector: np.ndarray, options: SearchOpt
     while True:
         with timed("index"):
             hits = await query_shards(gateway, vector, fetch, allow_rows, options.ef)
+        # CLIP's own tail says whether more would pass the threshold (fused text rows may sit anywhere)
+        below_threshold = (options.min_similarity is not None and hits.similarities
+                           and hits.similarities[-1] < options.min_similarity)
         if text:
             hits = fuse(hits, text, text_similarities, gateway.settings.search_text_weight)
         known = await anyio.to_thread.run_sync(known_rows, gateway, hits.rows, limiter=gateway.search_reads)
         results = to_results(hits, known, options, exclude_frames, text_rows)
-        below_threshold = (options.min_similarity is not None and hits.similarities
-                           and hits.similarities[-1] < options.min_similarity)
         if len(results) >= wanted or hits.exhausted or below_threshold or fetch >= MAX_INDEX_K:
             page = results[options.offset:wanted]
             if text_rows:

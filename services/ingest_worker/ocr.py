@@ -22,6 +22,7 @@ import logging
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -42,6 +43,7 @@ from shared.text_match import normalise
 
 log = logging.getLogger("mediasearch.ocr")
 BACKGROUND_NICE = 10  # the reader's thread yields the CPU to ingest
+UNAVAILABLE_RETRY_S = 600.0  # an original out of reach (a library's share not mounted) is tried again after this
 
 
 class TextEngine:
@@ -85,12 +87,13 @@ def search_text(lines: list[TextLine]) -> str:
 # -- one media item ---------------------------------------------------------------------------------
 def open_media_original(conn: sqlite3.Connection, media: catalog.MediaRow, settings: Settings,
                         store: MediaStore) -> OpenedFile:
-    """Its stored copy beneath the media folder, or one of its library files; BadInput when there is none."""
+    """Its stored copy beneath the media folder, or one of its library files; BadInput when there is none,
+    Unavailable while its library's folder is not there (a share not mounted: read later)."""
     try:
         if media["path"]:
             return open_beneath(store.resolve(media["path"]), [settings.media_dir])
         return open_original(conn, media["id"], settings)
-    except (NotFound, Unavailable, RefusedFile, FileNotFoundError) as exc:
+    except (NotFound, RefusedFile, FileNotFoundError) as exc:
         raise BadInput(f"the original could not be opened: {exc}") from None
 
 
@@ -143,6 +146,7 @@ class TextReader(threading.Thread):
         self.engine = engine or TextEngine(settings.ocr_min_confidence)
         self.store = MediaStore(settings.data_path)
         self._stop_event = threading.Event()
+        self._later: dict[int, float] = {}  # media whose original was unavailable: not before this monotonic time
 
     def stop(self, timeout: float | None = None) -> None:
         self._stop_event.set()
@@ -168,11 +172,19 @@ class TextReader(threading.Thread):
 
     def read_one(self, conn: sqlite3.Connection) -> bool:
         """Read one unread media item; False when there was none."""
-        media = catalog.claim_unread(conn, self.worker_id, self.alive, self.settings.ocr_max_attempts)
+        now = time.monotonic()
+        self._later = {media_id: until for media_id, until in self._later.items() if until > now}
+        media = catalog.claim_unread(conn, self.worker_id, self.alive, self.settings.ocr_max_attempts,
+                                     frozenset(self._later))
         if media is None:
             return False
         try:
             lines = read_media(conn, media, self.engine, self.settings, self.store, self._stop_event.is_set)
+        except (Unavailable, sqlite3.OperationalError) as exc:  # passing: its library's share, a busy catalog
+            log.info("media %s (%s): its text is read later: %s", media["id"], media["name"], exc)
+            catalog.release_text(conn, media["id"], self.worker_id)
+            self._later[media["id"]] = now + UNAVAILABLE_RETRY_S
+            return True
         except BadInput as exc:
             log.warning("media %s (%s): its text could not be read: %s", media["id"], media["name"], exc)
             catalog.text_failed(conn, media["id"], self.worker_id, str(exc))

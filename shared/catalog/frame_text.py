@@ -46,24 +46,30 @@ class TextCandidate(NamedTuple):
     search_text: str  # its lines normalised, one per line (the lines themselves: frames_text)
 
 
-def claim_unread(conn: sqlite3.Connection, worker_id: str, alive: Callable[[str], bool],
-                 max_attempts: int) -> MediaRow | None:
-    """Claim the oldest indexed media whose text is not read (or whose reader died) for ``worker_id``."""
-    with transaction(conn):
-        for row in conn.execute(
-                "SELECT * FROM media WHERE (text_status IS NULL OR text_status = 'running') AND status = ? "
-                "ORDER BY id LIMIT ?", (MediaStatus.INDEXED, CLAIM_LOOKAHEAD)).fetchall():
-            holder = row["text_claimed_by"]
-            if row["text_status"] == TextStatus.RUNNING and holder != worker_id and alive(holder):
-                continue
+def claim_unread(conn: sqlite3.Connection, worker_id: str, alive: Callable[[str], bool], max_attempts: int,
+                 skip: frozenset[int] = frozenset()) -> MediaRow | None:
+    """Claim the oldest indexed media whose text is not read (or whose reader died) for ``worker_id``, but
+    none of ``skip``. Liveness (a Redis call) is asked outside the write lock; each claim is then a
+    compare-and-set on the state it was asked about."""
+    leave_out = f" AND id NOT IN ({','.join('?' * len(skip))})" if skip else ""
+    for row in conn.execute(
+            "SELECT id, text_status, text_claimed_by, text_attempts FROM media "
+            f"WHERE (text_status IS NULL OR text_status = 'running') AND status = ?{leave_out} ORDER BY id LIMIT ?",
+            (MediaStatus.INDEXED, *skip, CLAIM_LOOKAHEAD)).fetchall():
+        holder = row["text_claimed_by"]
+        if row["text_status"] == TextStatus.RUNNING and holder != worker_id and alive(holder):
+            continue
+        unchanged = ("WHERE id=? AND text_status IS ? AND text_claimed_by IS ? AND text_attempts=?",
+                     (row["id"], row["text_status"], holder, row["text_attempts"]))
+        with transaction(conn):
             if row["text_attempts"] >= max_attempts:
-                conn.execute("UPDATE media SET text_status=?, text_claimed_by=NULL, text_reason=? WHERE id=?",
+                conn.execute(f"UPDATE media SET text_status=?, text_claimed_by=NULL, text_reason=? {unchanged[0]}",
                              (TextStatus.FAILED, f"gave up: its reading was started {row['text_attempts']} "
-                                                 "times and never finished", row["id"]))
+                                                 "times and never finished", *unchanged[1]))
                 continue
-            conn.execute("UPDATE media SET text_status=?, text_claimed_by=?, text_attempts=text_attempts+1 "
-                         "WHERE id=?", (TextStatus.RUNNING, worker_id, row["id"]))
-            return MediaRow(**row)
+            if conn.execute("UPDATE media SET text_status=?, text_claimed_by=?, text_attempts=text_attempts+1 "
+                            f"{unchanged[0]}", (TextStatus.RUNNING, worker_id, *unchanged[1])).rowcount:
+                return MediaRow(**conn.execute("SELECT * FROM media WHERE id=?", (row["id"],)).fetchone())
     return None
 
 

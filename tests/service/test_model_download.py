@@ -4,6 +4,7 @@ tests/hub_server.py on loopback: nothing leaves the machine."""
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import pytest
@@ -18,13 +19,15 @@ REPO = "test-org/tiny-clip"
 
 @pytest.fixture(scope="module")
 def repository(tmp_path_factory, tiny_clip_dir):
-    """The tiny CLIP as a hub repository: its config, tokenizer and preprocessor, and real weights."""
+    """The tiny CLIP as a hub repository: its config, tokenizer and preprocessor, and real weights in shards
+    (as large checkpoints come), named by model.safetensors.index.json."""
     from transformers import CLIPConfig, CLIPModel
 
     folder = shutil.copytree(tiny_clip_dir, tmp_path_factory.mktemp("hub") / "tiny-clip")
-    CLIPModel(CLIPConfig.from_pretrained(folder)).save_pretrained(folder)
-    assert (folder / "model.safetensors").is_file()
-    return folder
+    CLIPModel(CLIPConfig.from_pretrained(folder)).save_pretrained(folder, max_shard_size="4MB")
+    shards = sorted(set(json.loads((folder / "model.safetensors.index.json").read_text())["weight_map"].values()))
+    assert len(shards) >= 2 and not (folder / "model.safetensors").exists()
+    return folder, shards
 
 
 def start(tmp_path, name: str, endpoint: str) -> EmbedderProcess:
@@ -34,7 +37,8 @@ def start(tmp_path, name: str, endpoint: str) -> EmbedderProcess:
 
 
 def test_first_start_downloads_the_model_with_its_progress_then_starts_from_the_cache(tmp_path, repository):
-    with HubServer({REPO: repository}, hold="model.safetensors") as hub:
+    folder, shards = repository
+    with HubServer({REPO: folder}, hold=shards[-1]) as hub:
         embedder = start(tmp_path, "first", hub.url)
         try:
             during = embedder.wait_answering(lambda reply: hub.holding.is_set() and "%" in reply.json()["detail"])
@@ -49,7 +53,7 @@ def test_first_start_downloads_the_model_with_its_progress_then_starts_from_the_
     log = embedder.log_path.read_text()
     assert f"downloaded the model {REPO}" in log and "% (" in log and "Traceback" not in log
     snapshot = next((tmp_path / "cache" / "hub").glob("models--test-org--tiny-clip/snapshots/*"))
-    assert {"config.json", "model.safetensors", "tokenizer.json"} <= {p.name for p in snapshot.iterdir()}
+    assert {"config.json", "tokenizer.json", *shards} <= {p.name for p in snapshot.iterdir()}
 
     # The hub is gone now: the next start loads what the cache holds, asking nothing.
     again = start(tmp_path, "again", f"http://127.0.0.1:{free_port()}")

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
 from services.embedder.model import ClipEmbedder, ModelUnavailable
-from shared.model_families import FAMILIES, calibration, model_type_of
+from shared.model_families import FAMILIES, calibration, model_type_of, record_model
 from shared.settings import INT8_MIN_COSINE, Settings
 from tests.conftest import PHOTOS
 from tests.tiny_clip import (
@@ -78,3 +79,15 @@ def test_clip_keeps_its_size_and_width(tiny_clip_dir):
     clip = ClipEmbedder(str(tiny_clip_dir), random_weights=True)
     assert clip.family.name == "clip" and clip.dim == TINY_DIM and clip.preprocess.crop == 224
     assert not clip.preprocess.squash
+
+
+def test_every_service_reads_the_calibration_the_embedder_recorded(tmp_path):
+    """The gateway and the workers may not have the model (compose gives the model cache to the embedder
+    alone): they read what the embedder recorded beside the vectors, learned values included."""
+    settings = Settings(data_dir=tmp_path, clip_model="/models/clip")  # a folder only the embedder sees
+    assert model_type_of(settings.clip_model) is None and calibration(settings) == FAMILIES["clip"].calibration
+    learned = FAMILIES["siglip"].calibrated(logit_scale=117.33, logit_bias=-12.93)
+    record_model(settings.vectors_dir, "google/siglip-base-patch16-224", "siglip", learned)
+    assert calibration(settings) == learned
+    overridden = Settings(data_dir=tmp_path, clip_model="/models/clip", duplicate_visual_threshold=0.9)
+    assert calibration(overridden) == replace(learned, duplicate_visual=0.9)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from shared.model_families import FAMILIES, calibration
 from tests.conftest import PHOTOS, running_stack
 from tests.tiny_clip import MULTILINGUAL_SAMPLE, TINY_SIGLIP_DIM
 
@@ -24,6 +25,8 @@ def test_health_names_the_family_its_width_and_where_a_text_matches(stack):
     assert health["model_family"] == "siglip" and health["dim"] == TINY_SIGLIP_DIM
     assert "siglip" in health["model_id"]
     assert 0 < health["text_match"] < 0.2
+    # recorded beside the vectors, where the workers read their thresholds
+    assert calibration(stack.settings) == FAMILIES["siglip"].calibration
 
 
 @pytest.mark.parametrize("query", [MULTILINGUAL_SAMPLE[0], MULTILINGUAL_SAMPLE[3], MULTILINGUAL_SAMPLE[12],

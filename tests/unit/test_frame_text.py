@@ -20,8 +20,8 @@ def test_a_query_keeps_words_of_three_characters_or_more_without_function_words_
 
 def test_the_candidates_query_is_each_word_and_the_halves_of_longer_ones_quoted():
     assert candidates_query(["bake", "pharmacy"]) == '"bake" OR "pharmacy" OR "phar" OR "macy"'
-    assert candidates_query(["bakery"]) == '"bakery" OR "bak" OR "ery"'
-    assert candidates_query(["parks"]) == '"parks" OR "par" OR "rks"'  # halves of three letters at least
+    assert candidates_query(["parking"]) == '"parking" OR "park" OR "king"'  # halves of four letters at least
+    assert candidates_query(["bakery"]) == '"bakery"'  # its halves would be single trigrams
     assert candidates_query(['a"b']) == '"a""b"'
     assert candidates_query([]) is None
 
@@ -160,3 +160,15 @@ def test_a_job_s_text_progress_counts_its_indexed_media(conn):
 def test_each_word_is_placed_in_the_line_it_was_found_in():
     match = score(query_words("parking bakery"), read(["OPEN 7-19", "BAKE RY", "NO PARKINQ"]), 0.75)
     assert {hit.word: hit.line for hit in match.hits} == {"parking": 2, "bakery": 1}
+
+
+def test_media_to_read_later_are_passed_over(conn):
+    """An original out of reach (its library's share not mounted) is released and read later: the reader
+    claims the next one meanwhile, and its attempts are not spent."""
+    first, _ = indexed(conn, "on-the-share")
+    second, _ = indexed(conn, "here")
+    assert catalog.claim_unread(conn, WORKER, alive=lambda _: True, max_attempts=1)["id"] == first
+    catalog.release_text(conn, first, WORKER)
+    assert catalog.claim_unread(conn, WORKER, alive=lambda _: True, max_attempts=1,
+                                skip=frozenset({first}))["id"] == second
+    assert catalog.claim_unread(conn, OTHER, alive=lambda _: True, max_attempts=1)["id"] == first
