@@ -43,6 +43,7 @@ import platform
 import shutil
 import sqlite3
 import statistics
+import string
 import subprocess
 import sys
 import tarfile
@@ -458,10 +459,15 @@ def run_queries(client: httpx.Client, items: list[Item]) -> list[Outcome]:
             for query in queries:
                 outcome = Outcome(item.name, item.category, kind, query.lower())
                 for mode in MODES:
-                    names, seconds = search(client, outcome.query, mode)
+                    names, _ = search(client, outcome.query, mode)
                     outcome.rank[mode] = names.index(item.name) + 1 if item.name in names else None
-                    outcome.seconds[mode] = seconds
                 outcomes.append(outcome)
+    # Latency apart: each mode's query text is new to the embedder's text cache (a two-letter tag, too short
+    # to count as a word for the text match), so no mode rides on another's embedding.
+    tags = iter(a + b for a in string.ascii_lowercase for b in string.ascii_lowercase)
+    for outcome in outcomes:
+        for mode in MODES:
+            outcome.seconds[mode] = search(client, f"{outcome.query} {next(tags)}", mode)[1]
     return outcomes
 
 
@@ -681,7 +687,9 @@ def main() -> None:
         "## Search latency",
         "",
         f"Median (p90) seconds per GET /search from the client, {len(outcomes)} queries each, one at a time, loopback "
-        "HTTP included; *both* looks the text up while the query is embedded.",
+        "HTTP included; *both* looks the text up while the query is embedded. Each query text is new to the "
+        "embedder's text cache (a two-letter tag added, too short to count for the text match), as a user's "
+        "next query is.",
         "",
         "| mode | median s | p90 s |",
         "|---|---|---|",
