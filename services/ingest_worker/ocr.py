@@ -10,7 +10,8 @@ frame_text.py), where a trigram index finds them (shared/text_match.py).
 The engine is PaddleOCR's PP-OCR (detection, angle classification, recognition) as packaged by rapidocr
 on ONNX Runtime, with its models inside the wheel: nothing is downloaded. It runs on the reader's own
 thread (one ONNX Runtime thread), so it takes one core at most while ingest has the rest. Originals are
-decoded here, not in a decoder process: only files that decoded there already (indexed media) are read.
+decoded again as ingest decodes them, in a decoder process with the file's time limit (isolation.py): a
+crash, an out-of-memory kill or a hang costs that item's text, not the worker.
 
 A file that cannot be read (gone from its library, unreadable) fails alone with its reason; a reader that
 dies mid-item leaves a claim that another live worker takes over (``ocr_max_attempts`` in all).
@@ -28,8 +29,9 @@ from pathlib import Path
 
 from PIL import Image
 
-from services.ingest_worker import plugins
+from services.ingest_worker import plugins, staging
 from services.ingest_worker.images import decode_image, fit
+from services.ingest_worker.isolation import ChildDied, Descriptor, run_isolated
 from services.ingest_worker.sniff import SNIFF_BYTES, BadInput, sniff
 from services.ingest_worker.video import frames_at
 from shared import catalog
@@ -43,6 +45,7 @@ from shared.text_match import normalise
 
 log = logging.getLogger("mediasearch.ocr")
 BACKGROUND_NICE = 10  # the reader's thread yields the CPU to ingest
+FRAMES_PER_DECODE = 8  # a video's frames decoded again per call of a decoder process (pictures come back by pipe)
 UNAVAILABLE_RETRY_S = 600.0  # an original out of reach (a library's share not mounted) is tried again after this
 
 
@@ -100,25 +103,46 @@ def open_media_original(conn: sqlite3.Connection, media: catalog.MediaRow, setti
 def pictures(source: OpenedFile, media: catalog.MediaRow, frames: list[catalog.FrameRow],
              settings: Settings) -> Iterator[tuple[int, Image.Image]]:
     """``(frame id, picture)`` for each frame of the media: the photo itself, or each kept video frame,
-    decoded from the original at up to ocr_max_side pixels."""
-    path = Path(descriptor_path(source.fd))
+    decoded from the original at up to ocr_max_side pixels in a decoder process (isolation.py: a crash,
+    an out-of-memory kill or the file's time limit costs this item's text, not the worker); BadInput then."""
+    def decoded(kind: str, timestamps: list[float]) -> list[tuple[int, Image.Image]]:
+        try:
+            return run_isolated(decode_pictures, (Descriptor(source.fd), kind, timestamps, settings),
+                                lambda duration: staging.time_limit(settings, source.size, duration))
+        except ChildDied as exc:
+            raise BadInput(f"decoding it again for its text failed: {exc}") from None
+
     if media["kind"] == "video":
         timed = [frame for frame in frames if frame["timestamp"] is not None]
-        for index, picture in frames_at(path, [frame["timestamp"] for frame in timed], settings.ocr_max_side,
-                                        settings.max_image_pixels):
-            yield timed[index]["id"], picture
+        for start in range(0, len(timed), FRAMES_PER_DECODE):
+            chunk = timed[start:start + FRAMES_PER_DECODE]
+            for index, picture in decoded("video", [frame["timestamp"] for frame in chunk]):
+                yield chunk[index]["id"], picture
         return
-    head = source.read_at(0, SNIFF_BYTES)
+    (_, picture), = decoded("image", [])
+    for frame in frames:
+        yield frame["id"], picture
+
+
+def decode_pictures(source: Descriptor, kind: str, timestamps: list[float], settings: Settings,
+                    on_duration: Callable[[float], None] | None = None) -> list[tuple[int, Image.Image]]:
+    """In a decoder process: the photo (``[(0, picture)]``) or the video's frames at ``timestamps``
+    (``(index, picture)``), RGB, upright, at up to ocr_max_side pixels. Raises BadInput."""
+    path = Path(descriptor_path(source.fd))
+    if kind == "video":
+        return list(frames_at(path, timestamps, settings.ocr_max_side, settings.max_image_pixels))
+    with open(path, "rb") as file:
+        head = file.read(SNIFF_BYTES)
     decoders = plugins.load(settings.decoder_plugins)
     media_type = plugins.sniff_plugin(head, decoders) or sniff(head)
     plugin = plugins.decoder_for(media_type, decoders)
-    if plugin is not None:
-        picture = fit(plugin.decode(path, settings.max_image_pixels, settings.ocr_max_side).convert("RGB"),
-                      settings.ocr_max_side)
-    else:
-        picture = decode_image(path, media_type, settings.max_image_pixels, settings.ocr_max_side).frame
-    for frame in frames:
-        yield frame["id"], picture
+    if plugin is None:
+        return [(0, decode_image(path, media_type, settings.max_image_pixels, settings.ocr_max_side).frame)]
+    picture = plugin.decode(path, settings.max_image_pixels, settings.ocr_max_side)
+    if picture.width * picture.height > settings.max_image_pixels:
+        raise BadInput(f"{picture.width}x{picture.height} pixels is more than the limit of "
+                       f"{settings.max_image_pixels} (MEDIASEARCH_MAX_IMAGE_PIXELS)")
+    return [(0, fit(picture.convert("RGB"), settings.ocr_max_side))]
 
 
 def read_media(conn: sqlite3.Connection, media: catalog.MediaRow, engine: TextEngine, settings: Settings,
