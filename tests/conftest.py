@@ -160,11 +160,13 @@ class RunningStack:
 
 
 @contextmanager
-def running_stack(tmp_path: Path, model_dir: Path, name: str, **extra: str) -> Iterator[RunningStack]:
-    """The whole product on loopback, data in ``tmp_path``, logs in test-output/logs/<name>; stopped on exit."""
+def running_stack(tmp_path: Path, model_dir: Path | str, name: str, require_ready: bool = True,
+                  **extra: str) -> Iterator[RunningStack]:
+    """The whole product on loopback, data in ``tmp_path``, logs in test-output/logs/<name>; stopped on exit.
+    Without ``require_ready``, an embedder that is up but not ready (downloading its model) is left to it."""
     stack = Stack(env=stack_env(tmp_path / "data", model_dir, **extra), log_dir=TEST_OUTPUT / "logs" / name)
     try:
-        stack.start(timeout=240)
+        stack.start(timeout=240, require_ready=require_ready)
         running = RunningStack(stack)
         try:
             yield running

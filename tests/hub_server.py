@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -83,3 +84,14 @@ class HubServer:
                            **headers}.items():
             request.send_header(key, value)
         request.end_headers()
+
+
+def tiny_clip_repository(tiny_clip_dir: Path, folder: Path) -> tuple[Path, list[str]]:
+    """The tiny CLIP as a hub repository in ``folder``: its config, tokenizer and preprocessor, and real
+    weights in shards (as large checkpoints come), named by model.safetensors.index.json; and the shards."""
+    from transformers import CLIPConfig, CLIPModel
+
+    shutil.copytree(tiny_clip_dir, folder)
+    CLIPModel(CLIPConfig.from_pretrained(folder)).save_pretrained(folder, max_shard_size="4MB")
+    index = json.loads((folder / "model.safetensors.index.json").read_text())
+    return folder, sorted(set(index["weight_map"].values()))

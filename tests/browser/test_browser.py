@@ -17,7 +17,8 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.browser.pages import close_page, open_page, run_search, shot
-from tests.conftest import RunningStack
+from tests.conftest import RunningStack, running_stack
+from tests.hub_server import HubServer, tiny_clip_repository
 from tests.samples import PHOTOS, VIDEOS, ffmpeg
 
 PHOTO_NAMES = ["n02099601_golden_retriever.JPEG", "n03888257_parachute.JPEG", "n09428293_seashore.JPEG"]
@@ -365,3 +366,25 @@ def test_empty_library_and_services_down_are_explained(browser, fresh_stack: Run
         shot(page, "13-server-unreachable")
     finally:
         close_page(page)
+
+
+def test_the_first_start_s_model_download_shows_its_progress_then_goes(browser, tmp_path, tiny_clip_dir):
+    """A newcomer's first start: the UI is up while the embedder downloads the model, says so with its
+    progress, and clears the banner once the model is ready. The hub is tests/hub_server.py on loopback."""
+    folder, shards = tiny_clip_repository(tiny_clip_dir, tmp_path / "repo")
+    with HubServer({"test-org/tiny-clip": folder}, hold=shards[-1]) as hub, running_stack(
+            tmp_path / "stack", "test-org/tiny-clip", "download-banner", require_ready=False,
+            MEDIASEARCH_CLIP_RANDOM_WEIGHTS="0", MEDIASEARCH_MODEL_DOWNLOAD="1", HF_HUB_OFFLINE="0",
+            HF_ENDPOINT=hub.url, HF_HOME=str(tmp_path / "cache")) as stack:
+        page = open_page(browser, stack)
+        try:
+            banner = page.locator('[data-banner="model"]')
+            expect(banner).to_contain_text("Downloading the model (first start).", timeout=60_000)
+            expect(banner).to_contain_text("downloading the model test-org/tiny-clip into the model cache: ")
+            expect(page.locator('[data-banner="services"]')).to_have_count(0)  # not "down": on its way
+            shot(page, "model-download")
+            hub.release.set()
+            expect(banner).to_have_count(0, timeout=120_000)
+            expect(page.locator('[data-banner="weights"]')).to_have_count(0)  # real weights now
+        finally:
+            close_page(page)

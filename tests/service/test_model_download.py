@@ -4,13 +4,10 @@ tests/hub_server.py on loopback: nothing leaves the machine."""
 
 from __future__ import annotations
 
-import json
-import shutil
-
 import pytest
 
 from tests.conftest import free_port
-from tests.hub_server import HubServer
+from tests.hub_server import HubServer, tiny_clip_repository
 from tests.service.test_embedder import EmbedderProcess
 from tests.tiny_clip import TINY_DIM
 
@@ -19,13 +16,7 @@ REPO = "test-org/tiny-clip"
 
 @pytest.fixture(scope="module")
 def repository(tmp_path_factory, tiny_clip_dir):
-    """The tiny CLIP as a hub repository: its config, tokenizer and preprocessor, and real weights in shards
-    (as large checkpoints come), named by model.safetensors.index.json."""
-    from transformers import CLIPConfig, CLIPModel
-
-    folder = shutil.copytree(tiny_clip_dir, tmp_path_factory.mktemp("hub") / "tiny-clip")
-    CLIPModel(CLIPConfig.from_pretrained(folder)).save_pretrained(folder, max_shard_size="4MB")
-    shards = sorted(set(json.loads((folder / "model.safetensors.index.json").read_text())["weight_map"].values()))
+    folder, shards = tiny_clip_repository(tiny_clip_dir, tmp_path_factory.mktemp("hub") / "tiny-clip")
     assert len(shards) >= 2 and not (folder / "model.safetensors").exists()
     return folder, shards
 
