@@ -62,8 +62,9 @@ async def search_options(
                      Query(description="`video`: one result per video, with its matching moments")] = None,
     ef: Annotated[int | None, Query(ge=1, le=MAX_EF, description="Index search breadth: higher finds more of the "
                                                                   "true nearest, slower (default: the index's)")] = None,
-    mode: Annotated[SearchMode, Query(description="By words: `visual` (CLIP only), `text` (only frames whose text, "
-                                                  "read by OCR, holds the words) or `both`, fused")] = "both",
+    mode: Annotated[SearchMode, Query(description="GET /search only (a search by an image or a frame is visual): "
+                                                  "`visual` (CLIP only), `text` (only frames whose text, read by "
+                                                  "OCR, holds the words) or `both`, fused")] = "both",
 ) -> SearchOptions:
     options = partial(search.search_options, gateway, k=k, offset=offset, min_similarity=min_similarity,
                       filters=filters, group_videos=group == "video", ef=ef, mode=mode)
