@@ -41,7 +41,6 @@ from shared.libraries.originals import open_original
 from shared.media_store import MediaStore
 from shared.safe_open import OpenedFile, RefusedFile, descriptor_path, open_beneath
 from shared.settings import Settings
-from shared.text_match import normalise
 
 log = logging.getLogger("mediasearch.ocr")
 BACKGROUND_NICE = 10  # the reader's thread yields the CPU to ingest
@@ -80,11 +79,6 @@ class TextEngine:
                  for box, text, confidence in zip(result.boxes, result.txts, result.scores)
                  if text.strip() and confidence >= self.min_confidence]
         return sorted(lines, key=lambda line: (min(y for _, y in line["box"]), min(x for x, _ in line["box"])))
-
-
-def search_text(lines: list[TextLine]) -> str:
-    """What the trigram index holds for a frame: its lines, normalised, one per line."""
-    return "\n".join(normalise(line["text"]).replace("\n", " ") for line in lines)
 
 
 # -- one media item ---------------------------------------------------------------------------------
@@ -221,7 +215,7 @@ class TextReader(threading.Thread):
         if lines is None:
             catalog.release_text(conn, media["id"], self.worker_id)
             return False
-        catalog.record_text(conn, media["id"], self.worker_id, lines, search_text)
+        catalog.record_text(conn, media["id"], self.worker_id, lines)
         found = sum(len(frame_lines) for frame_lines in lines.values())
         log.info("media %s (%s): %d line(s) of text in %d frame(s)", media["id"], media["name"], found, len(lines))
         return True

@@ -72,6 +72,7 @@ from shared.catalog.frame_text import (
     claim_unread,
     frame_text,
     frames_text,
+    indexed_text,
     job_text_progress,
     record_text,
     release_text,
@@ -196,6 +197,6 @@ __all__ = [
     # Live Photos: a photo's motion clip
     "set_item_motions", "set_motion_path",
     # the words in frames (OCR): frame_text and its trigram index
-    "TextCandidate", "TextLine", "TextProgress", "TextStatus", "claim_unread", "frame_text", "frames_text",
+    "TextCandidate", "TextLine", "TextProgress", "TextStatus", "claim_unread", "frame_text", "frames_text", "indexed_text",
     "job_text_progress", "record_text", "release_text", "text_candidates", "text_failed",
 ]

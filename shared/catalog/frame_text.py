@@ -18,6 +18,7 @@ from typing import NamedTuple, TypedDict
 from shared.catalog.core import transaction
 from shared.catalog.media import MediaRow, MediaStatus
 from shared.catalog.vector_rows import media_conditions
+from shared.text_match import normalise
 
 CLAIM_LOOKAHEAD = 64  # unread items looked at per claim (those another live worker holds are skipped)
 
@@ -73,8 +74,12 @@ def claim_unread(conn: sqlite3.Connection, worker_id: str, alive: Callable[[str]
     return None
 
 
-def record_text(conn: sqlite3.Connection, media_id: int, worker_id: str, lines: dict[int, list[TextLine]],
-                search_text: Callable[[list[TextLine]], str]) -> bool:
+def indexed_text(lines: list[TextLine]) -> str:
+    """What the trigram index holds for a frame (``search_text``): its lines normalised, one per line."""
+    return "\n".join(normalise(line["text"]).replace("\n", " ") for line in lines)
+
+
+def record_text(conn: sqlite3.Connection, media_id: int, worker_id: str, lines: dict[int, list[TextLine]]) -> bool:
     """Record the lines read in each frame of a media item (``{frame id: lines}``; frames without words may be
     left out) and mark it read; False (nothing written) when it was deleted or taken over meanwhile."""
     with transaction(conn):
@@ -83,7 +88,7 @@ def record_text(conn: sqlite3.Connection, media_id: int, worker_id: str, lines: 
         frames = [row[0] for row in conn.execute("SELECT id FROM frames WHERE media_id=?", (media_id,))]
         conn.executemany("DELETE FROM frame_text WHERE frame_id=?", [(f,) for f in frames])
         conn.executemany("INSERT INTO frame_text (frame_id, search_text, lines) VALUES (?, ?, ?)",
-                         [(f, search_text(lines[f]), json.dumps(lines[f])) for f in frames if lines.get(f)])
+                         [(f, indexed_text(lines[f]), json.dumps(lines[f])) for f in frames if lines.get(f)])
         conn.execute("UPDATE media SET text_status=?, text_claimed_by=NULL, text_reason=NULL WHERE id=?",
                      (TextStatus.READ, media_id))
     return True

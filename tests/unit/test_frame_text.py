@@ -27,8 +27,8 @@ def test_the_candidates_query_is_each_word_and_the_halves_of_longer_ones_quoted(
 
 
 def read(lines: list[str]) -> str:
-    """A frame's text as the index holds it (services/ingest_worker/ocr.py search_text)."""
-    return "\n".join(normalise(line) for line in lines)
+    """A frame's text as the index holds it."""
+    return catalog.indexed_text([line(text) for text in lines])
 
 
 @pytest.mark.parametrize(("query", "lines", "found"), [
@@ -85,14 +85,10 @@ def line(text: str) -> catalog.TextLine:
     return {"text": text, "confidence": 0.9, "box": [[0.1, 0.1], [0.5, 0.1], [0.5, 0.2], [0.1, 0.2]]}
 
 
-def joined(lines) -> str:
-    return read([entry["text"] for entry in lines])
-
-
 def read_media(conn, media_id: int, lines: dict[int, list[catalog.TextLine]], worker: str = WORKER) -> None:
     claimed = catalog.claim_unread(conn, worker, alive=lambda _: True, max_attempts=3)
     assert claimed is not None and claimed["id"] == media_id
-    assert catalog.record_text(conn, media_id, worker, lines, joined)
+    assert catalog.record_text(conn, media_id, worker, lines)
 
 
 def matching(conn, text: str) -> list[int]:
@@ -111,7 +107,7 @@ def test_text_recorded_is_found_by_its_trigrams_and_gone_with_its_media(conn):
     catalog.delete_media(conn, sign)
     assert matching(conn, "parking") == []  # the index follows the cascade
     assert catalog.frame_text(conn, sign_frame) is None
-    assert conn.execute("INSERT INTO frame_text_search(frame_text_search) VALUES ('integrity-check')")
+    conn.execute("INSERT INTO frame_text_search(frame_text_search) VALUES ('integrity-check')")  # raises if not
 
 
 def test_media_not_indexed_yet_are_not_claimed_and_a_claim_is_not_taken_from_a_live_worker(conn):
@@ -125,8 +121,8 @@ def test_a_dead_reader_s_claim_is_taken_over_and_its_late_result_is_dropped(conn
     media_id, (frame,) = indexed(conn, "sign")
     assert catalog.claim_unread(conn, WORKER, alive=lambda _: True, max_attempts=3)["id"] == media_id
     assert catalog.claim_unread(conn, OTHER, alive=lambda worker: worker != WORKER, max_attempts=3)["id"] == media_id
-    assert not catalog.record_text(conn, media_id, WORKER, {frame: [line("STALE")]}, joined)
-    assert catalog.record_text(conn, media_id, OTHER, {frame: [line("FRESH")]}, joined)
+    assert not catalog.record_text(conn, media_id, WORKER, {frame: [line("STALE")]})
+    assert catalog.record_text(conn, media_id, OTHER, {frame: [line("FRESH")]})
     assert catalog.frame_text(conn, frame) == ("read", [line("FRESH")])
 
 
