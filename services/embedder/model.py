@@ -217,8 +217,8 @@ class ClipEmbedder:
         return np.zeros((1, 3, self.preprocess.crop, self.preprocess.crop), dtype=np.float32)
 
     def warm_up(self) -> None:
-        """One dummy forward of each tower so the first real request does not pay for lazy set-up."""
-        self.embed_pixels(self._blank_pixels())
+        """A dummy forward of the text tower so the first real request does not pay for lazy set-up (the
+        image tower's ran when the width was measured)."""
         self.embed_texts(["a photo"])
 
 
