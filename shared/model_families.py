@@ -44,28 +44,28 @@ class Calibration:
 @dataclass(frozen=True)
 class ModelFamily:
     name: str
+    max_logit_scale: float  # CLIP clamps its learned scale at 100 in training; SigLIP does not
     pad_texts_to_max: bool  # SigLIP was trained on texts padded to its full length, without a mask
     text_attention_mask: bool
     onnx_text: bool  # services/embedder/onnx_text.py exports this family's text tower
     calibration: Calibration
 
     def calibrated(self, logit_scale: float | None, logit_bias: float | None) -> Calibration:
-        """The calibration with what this checkpoint learned (its logit scale and, for SigLIP, bias)."""
+        """The calibration with what this checkpoint learned: its logit scale and, where it learns one (SigLIP),
+        its bias, which puts the text match at sigmoid(scale * cosine + bias) = 0.5."""
         found = self.calibration
-        if logit_scale is not None and self.name == "siglip":
-            found = replace(found, logit_scale=logit_scale)
+        if logit_scale is not None:
+            found = replace(found, logit_scale=min(logit_scale, self.max_logit_scale))
             if logit_bias is not None:
                 found = replace(found, text_match=round(-logit_bias / logit_scale, 4))
-        elif logit_scale is not None:
-            found = replace(found, logit_scale=min(logit_scale, 100.0))
         return found
 
 
 FAMILIES = {
-    "clip": ModelFamily("clip", pad_texts_to_max=False, text_attention_mask=True, onnx_text=True,
+    "clip": ModelFamily("clip", max_logit_scale=100.0, pad_texts_to_max=False, text_attention_mask=True, onnx_text=True,
                         calibration=Calibration(text_match=0.2, logit_scale=100.0, cluster=0.72, relabel=0.95,
                                                 duplicate_visual=0.95)),
-    "siglip": ModelFamily("siglip", pad_texts_to_max=True, text_attention_mask=False, onnx_text=False,
+    "siglip": ModelFamily("siglip", max_logit_scale=float("inf"), pad_texts_to_max=True, text_attention_mask=False, onnx_text=False,
                           calibration=Calibration(text_match=0.11, logit_scale=117.3, cluster=0.72, relabel=0.95,
                                                   duplicate_visual=0.95)),
 }
