@@ -218,9 +218,10 @@ def query_terms(text: str) -> QueryTerms:
 
 
 async def words_vector(gateway: Gateway, terms: QueryTerms) -> np.ndarray:
-    """The words' direction minus each subtracted concept's (rclip's arithmetic), in one embedder call."""
+    """The words' direction minus each subtracted concept's (rclip's arithmetic), in one embedder call (its
+    text vectors are unit vectors)."""
     vectors = await gateway.embedder.embed_texts([terms.text, *terms.minus])
-    return direction(direction(vectors[0]) - sum((direction(v) for v in vectors[1:]), np.zeros_like(vectors[0])))
+    return direction(vectors[0] - vectors[1:].sum(axis=0))
 
 
 def frame_vector(gateway: Gateway, frame_id: int) -> np.ndarray:
