@@ -46,4 +46,5 @@ def test_a_photo_finds_itself_first_and_the_library_is_organised(stack):
     duplicates = stack.client.get("/duplicates")
     assert duplicates.status_code == 200, duplicates.text
     albums = stack.client.get("/clusters")
-    assert albums.status_code == 200 and albums.json()["clusters"] is not None
+    assert albums.status_code == 200
+    assert sum(album["size"] for album in albums.json()["clusters"]) == len(OUR_PHOTOS)  # each photo in one
